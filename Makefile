@@ -1,0 +1,29 @@
+# The two commands of the README's Quick start: `make repro` and `make test`.
+# Both create .venv if it is absent and install requirements.txt into it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+# DVC stage commands call `python`: make it the virtualenv's.
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install repro test dag clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+repro: install
+	$(BIN)/dvc repro
+
+test: install
+	$(BIN)/python -m pytest
+
+dag: install
+	$(BIN)/dvc dag
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,1 @@
+"""Logic shared by the stages (params, image decoding, file output, prepared tensors)."""

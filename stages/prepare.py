@@ -1,0 +1,84 @@
+"""Stage `prepare`: decode every split image once and store uint8 tensors per image size.
+
+Each image is decoded once (EXIF orientation applied, converted to RGB) and
+resized to every size in ``prepare.image_sizes``; the results stream into
+memory-mapped ``.npy`` files (see stages/lib/prepared.py), one window of images
+at a time, so peak memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.errors import DataError, run_stage
+from stages.lib.files import atomic_output, read_csv, write_csv
+from stages.lib.images import load_rgb, resize
+from stages.lib.parallel import imap_progress
+from stages.lib.params import Section, stage_params
+from stages.lib.prepared import PREPARED, SPLITS, images_path, index_path
+
+SPLITS_CSV = "data/splits.csv"
+RESIZE_MODES = ("squash", "crop", "pad")
+
+# Set in the parent before the pool forks, so workers inherit it without pickling.
+_JOB: dict = {}
+
+
+def _decode(rel_path: str) -> list[np.ndarray] | str:
+    """One image resized to every size, or the error message."""
+    sizes, mode = _JOB["sizes"], _JOB["resize"]
+    try:
+        img = load_rgb(Path(_JOB["root"]) / rel_path, draft=max(sizes))
+        return [np.asarray(resize(img, s, mode), dtype=np.uint8) for s in sizes]
+    except Exception as err:  # reported with the file name by the caller
+        return f"{type(err).__name__}: {err}"
+
+
+def prepare(splits: pd.DataFrame, source: str, sizes: list[int], mode: str, out: Path) -> dict:
+    """Write the prepared store for ``splits`` into the folder ``out``; returns meta."""
+    _JOB.update(root=source, sizes=sizes, resize=mode)
+    classes = splits.groupby("label")["class_name"].first().sort_index().tolist()
+    counts = {}
+    for split in SPLITS:
+        rows = splits[splits["split"] == split].reset_index(drop=True)
+        counts[split] = len(rows)
+        write_csv(index_path(out, split), rows[["path", "label", "class_name"]])
+        arrays = []
+        for s in sizes:
+            images_path(out, s, split).parent.mkdir(parents=True, exist_ok=True)
+            arrays.append(
+                np.lib.format.open_memmap(images_path(out, s, split), mode="w+", dtype=np.uint8, shape=(len(rows), s, s, 3))
+            )
+        results = imap_progress(_decode, rows["path"], total=len(rows), desc=f"prepare: {split}")
+        for i, result in enumerate(results):
+            if isinstance(result, str):
+                raise DataError(f"{Path(source) / rows['path'][i]}: cannot decode ({result}); re-run balance")
+            for array, resized in zip(arrays, result):
+                array[i] = resized
+        for array in arrays:
+            array.flush()
+        del arrays
+    meta = {"classes": classes, "image_sizes": sizes, "resize": mode, "rows": counts}
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return meta
+
+
+def main() -> None:
+    params = stage_params("prepare")
+    source = Section(params["balance"], "balance").str("source", allow_empty=False)
+    p = Section(params["prepare"], "prepare", known=("image_sizes", "resize"))
+    sizes = sorted(set(p.int_list("image_sizes", minimum=8)))
+    mode = p.choice("resize", RESIZE_MODES)
+    splits = read_csv(SPLITS_CSV)
+    with atomic_output(PREPARED) as tmp:
+        tmp.mkdir()
+        meta = prepare(splits, source, sizes, mode, tmp)
+    print(f"prepare: {meta['rows']} images at sizes {sizes} px ({mode}) -> {PREPARED}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,146 @@
+"""Stage `split`: one stratified, seeded train/val/test split shared by every model.
+
+Sizes are all fractions (0.7, or "2/3" for exact thirds) or all absolute counts
+(700/175/175). Each class is split in the same proportions, and files with
+identical bytes (same sha256) always land in the same split, so a duplicate can
+never leak from train into test.
+
+Written by hand because scikit-learn has no splitter that does both:
+``train_test_split(stratify=...)`` ignores groups, and ``StratifiedGroupKFold``
+makes k equal folds rather than arbitrary split sizes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.errors import DataError, ParamError, run_stage
+from stages.lib.files import read_csv, write_csv, write_json
+from stages.lib.params import Section, stage_params
+
+MANIFEST = "data/manifest.csv"
+SPLITS_CSV = "data/splits.csv"
+REPORT = "metrics/split.json"
+SPLITS = ("train", "val", "test")
+
+
+def split_totals(sizes: dict[str, Fraction | int], n: int) -> dict[str, int]:
+    """Number of images per split for ``n`` images."""
+    kinds = {type(v) for v in sizes.values()}
+    if len(kinds) > 1:
+        raise ParamError("split", "give train, val and test all as counts or all as fractions")
+    if int in kinds:
+        total = sum(sizes.values())
+        if total > n:
+            raise ParamError("split", f"train + val + test = {total} images, but the manifest has only {n}")
+        return dict(sizes)
+    total = sum(sizes.values())
+    # Decimal fractions such as 0.333 are allowed to miss 1 by rounding error.
+    if abs(total - 1) > Fraction(1, 1000):
+        raise ParamError("split", f"fractions train + val + test must add up to 1, got {float(total):.4f}")
+    val, test = (math.floor(sizes[s] * n + Fraction(1, 2)) for s in ("val", "test"))
+    return {"train": n - val - test, "val": val, "test": test}
+
+
+def allocate(class_sizes: dict[int, int], totals: dict[str, int], rng: np.random.Generator) -> dict[int, dict[str, int]]:
+    """Per-class split counts: proportional to class size, rows and columns summing exactly.
+
+    Each class first gets the floor of its proportional share; the leftover units go
+    to the cells with the largest fractional parts (ties broken at random), never
+    past a split's total. This is "controlled rounding".
+    """
+    n = sum(class_sizes.values())
+    used = sum(totals.values())
+    ideal = {c: {s: Fraction(size * totals[s], n) for s in SPLITS} for c, size in class_sizes.items()}
+    # Images beyond the requested totals (counts summing to < n) are left out of every split.
+    share = {c: Fraction(size * used, n) for c, size in class_sizes.items()}
+    alloc = {c: {s: math.floor(ideal[c][s]) for s in SPLITS} for c in class_sizes}
+    row_need = {c: math.floor(share[c] + Fraction(1, 2)) - sum(alloc[c].values()) for c in class_sizes}
+    col_need = {s: totals[s] - sum(alloc[c][s] for c in class_sizes) for s in SPLITS}
+    cells = [(c, s) for c in class_sizes for s in SPLITS]
+    order = rng.permutation(len(cells))
+    cells = sorted((cells[i] for i in order), key=lambda cs: -(ideal[cs[0]][cs[1]] % 1))
+    for allow_repeat in (False, True):
+        for c, s in cells:
+            if row_need[c] > 0 and col_need[s] > 0 and (allow_repeat or alloc[c][s] == math.floor(ideal[c][s])):
+                alloc[c][s] += 1
+                row_need[c] -= 1
+                col_need[s] -= 1
+    return alloc
+
+
+def assign(manifest: pd.DataFrame, alloc: dict[int, dict[str, int]], seed: int) -> pd.Series:
+    """Split name per row; rows sharing a sha256 move together as one unit."""
+    need = {c: dict(v) for c, v in alloc.items()}
+    rank = lambda h: hashlib.sha256(f"{seed}:{h}".encode()).hexdigest()  # noqa: E731
+    groups = sorted(manifest.groupby("sha256").groups.items(), key=lambda kv: (-len(kv[1]), rank(kv[0])))
+    result = pd.Series("", index=manifest.index, dtype=object)
+    for _, rows in groups:
+        labels = manifest.loc[rows, "label"].tolist()
+        score = {s: sum(need[c][s] for c in labels) for s in SPLITS}
+        best = max(SPLITS, key=lambda s: score[s])
+        if score[best] <= 0:
+            continue  # every split of these classes is full: this image is not used
+        for c in labels:
+            need[c][best] -= 1
+        result[rows] = best
+    return result
+
+
+def make_splits(manifest: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, dict]:
+    p = Section(params, "split", known=SPLITS + ("seed",))
+    sizes = {s: p.size(s) for s in SPLITS}
+    seed = p.int("seed")
+    totals = split_totals(sizes, len(manifest))
+    class_sizes = manifest.groupby("label").size().to_dict()
+    names = manifest.groupby("label")["class_name"].first().to_dict()
+    alloc = allocate(class_sizes, totals, np.random.default_rng(seed))
+    for c, counts in alloc.items():
+        empty = [s for s in SPLITS if counts[s] == 0]
+        if empty:
+            raise ParamError(
+                f"split.{empty[0]}",
+                f"class {names[c]!r} has {class_sizes[c]} images, too few to put one in every split "
+                f"(it would get {counts}); use larger split sizes or more images per class",
+            )
+    out = manifest.copy()
+    out["split"] = assign(manifest, alloc, seed)
+    out = out[out["split"] != ""].reset_index(drop=True)
+
+    per_class = out.groupby(["class_name", "split"]).size().unstack(fill_value=0).reindex(columns=SPLITS, fill_value=0)
+    missing = [(c, s) for c in per_class.index for s in SPLITS if per_class.loc[c, s] == 0]
+    if missing:
+        c, s = missing[0]
+        raise DataError(
+            f"class {c!r} has no {s} image: its duplicate files (identical sha256) form groups too "
+            "large to spread over train/val/test; remove duplicates or use larger split sizes"
+        )
+    straddling = out.groupby("sha256")["split"].nunique()
+    assert (straddling == 1).all(), "a duplicate group straddles two splits"  # guarded by assign()
+    dup_groups = int((out.groupby("sha256").size() > 1).sum())
+    report = {
+        "seed": seed,
+        "sizes": {s: int((out["split"] == s).sum()) for s in SPLITS},
+        "unused_images": len(manifest) - len(out),
+        "duplicate_groups": dup_groups,
+        "per_class": {c: {s: int(per_class.loc[c, s]) for s in SPLITS} for c in per_class.index},
+    }
+    return out, report
+
+
+def main() -> None:
+    manifest = read_csv(MANIFEST)
+    splits, report = make_splits(manifest, stage_params("split")["split"])
+    write_csv(SPLITS_CSV, splits)
+    write_json(REPORT, report)
+    sizes = ", ".join(f"{s} {n}" for s, n in report["sizes"].items())
+    print(f"split: {sizes}; {report['duplicate_groups']} duplicate groups kept within one split -> {SPLITS_CSV}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
