@@ -38,8 +38,14 @@ def _decode(rel_path: str) -> list[np.ndarray] | str:
         return f"{type(err).__name__}: {err}"
 
 
-def prepare(splits: pd.DataFrame, source: str, sizes: list[int], mode: str, out: Path) -> dict:
-    """Write the prepared store for ``splits`` into the folder ``out``; returns meta."""
+def prepare(splits: pd.DataFrame, source: str, sizes: list[int], mode: str, out: str | Path = PREPARED) -> dict:
+    """Write the prepared store for ``splits`` to the folder ``out`` (all or nothing); returns meta."""
+    with atomic_output(out) as tmp:
+        tmp.mkdir()
+        return _write_store(splits, source, sorted(set(sizes)), mode, tmp)
+
+
+def _write_store(splits: pd.DataFrame, source: str, sizes: list[int], mode: str, out: Path) -> dict:
     _JOB.update(root=source, sizes=sizes, resize=mode)
     classes = splits.groupby("label")["class_name"].first().sort_index().tolist()
     counts = {}
@@ -71,12 +77,10 @@ def main() -> None:
     params = stage_params("prepare")
     source = Section(params["balance"], "balance").str("source", allow_empty=False)
     p = Section(params["prepare"], "prepare", known=("image_sizes", "resize"))
-    sizes = sorted(set(p.int_list("image_sizes", minimum=8)))
+    sizes = p.int_list("image_sizes", minimum=8)
     mode = p.choice("resize", RESIZE_MODES)
     splits = read_csv(SPLITS_CSV)
-    with atomic_output(PREPARED) as tmp:
-        tmp.mkdir()
-        meta = prepare(splits, source, sizes, mode, tmp)
+    meta = prepare(splits, source, sizes, mode)
     print(f"prepare: {meta['rows']} images at sizes {sizes} px ({mode}) -> {PREPARED}")
 
 
