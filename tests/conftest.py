@@ -64,7 +64,8 @@ def repo_copy(tmp_path):
     ).stdout.split("\0")
     for rel in filter(None, listed):
         src = REPO / rel
-        if src.is_file() and not rel.startswith(("metrics/", "plots/")) and rel != "dvc.lock":
+        output = rel.startswith(("metrics/", "plots/", "data/")) and not rel.endswith(".gitignore")
+        if src.is_file() and not output and rel != "dvc.lock":
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     run(["git", "init", "-q"], dest)

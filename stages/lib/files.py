@@ -28,7 +28,8 @@ def atomic_output(target: str | Path) -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    # Same folder (so the final rename is atomic) and same suffix (Keras insists on ".keras").
+    tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
     _remove(tmp)
     try:
         yield tmp

@@ -1,0 +1,90 @@
+"""Model registry: one module per model family, found by name.
+
+A family is any module in this package whose name does not start with "_";
+it exposes ``DEFAULTS`` (its options) and
+``build(num_classes, image_size, options, key_prefix) -> keras.Model``.
+Adding a family means adding a module; this file does not change.
+
+Every built model takes uint8 RGB images of shape (image_size, image_size, 3),
+preprocesses them itself, and outputs float32 softmax probabilities. Its
+backbone is the sub-model named "base", its last layer is named "head".
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from stages.lib.errors import ParamError
+
+
+def available_models() -> list[str]:
+    """Sorted family names (module names, without importing them)."""
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules(__path__)
+        if not m.name.startswith("_")
+    )
+
+
+def family_module(family: str, key_prefix: str | None = None):
+    """Import and return the module of ``family`` (ParamError if unknown)."""
+    names = available_models()
+    if family not in names:
+        key = f"{key_prefix or 'models.' + str(family)}.family"
+        raise ParamError(
+            key, f"unknown model family {family!r}; available: {', '.join(names)}"
+        )
+    return importlib.import_module(f"{__name__}.{family}")
+
+
+def build_model(
+    family: str,
+    num_classes: int,
+    image_size: int,
+    options: dict,
+    key_prefix: str | None = None,
+):
+    """Build an uncompiled keras.Model of ``family`` (see the module docstring)."""
+    key_prefix = key_prefix or f"models.{family}"
+    module = family_module(family, key_prefix)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise ParamError(
+            f"{key_prefix}.num_classes",
+            f"a classifier needs at least 2 classes, got {num_classes!r}",
+        )
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ParamError(
+            f"{key_prefix}.image_size",
+            f"must be a positive integer, got {image_size!r}",
+        )
+    if options is None:
+        options = {}
+    if not isinstance(options, dict):
+        raise ParamError(key_prefix, f"options must be a mapping, got {options!r}")
+    return module.build(num_classes, image_size, options, key_prefix)
+
+
+def load_model(path):
+    """keras.saving.load_model, plus restoring a frozen base's sublayers.
+
+    Plain keras.saving.load_model gives the same predictions; use this one
+    when the reloaded model may be trained further. Family modules are
+    imported first so that anything they register is known to keras.
+    """
+    import keras
+
+    for name in available_models():
+        importlib.import_module(f"{__name__}.{name}")
+    model = keras.saving.load_model(path)
+    try:
+        base = model.get_layer("base")
+    except ValueError:
+        return model
+    # keras-hub's ViTBackbone saves only its own `trainable` flag, not its
+    # sublayers', so a frozen base reloads with trainable sublayers. Setting
+    # the flag propagates it (toggled: TF-keras skips a same-value assignment).
+    if not base.trainable:
+        base.trainable = True
+        base.trainable = False
+    return model

@@ -1,0 +1,209 @@
+"""Stage `train@<model>`: train one model of the registry on the prepared tensors.
+
+Usage: ``python -m stages.train <model>``, where ``<model>`` is a key of the
+``models`` section of params.yaml. Its keys are training settings (below) plus
+the family's own options (see stages/models/<family>.py), e.g.::
+
+    models:
+      mobilenet_v2:
+        family: mobilenet_v2
+        image_size: 96
+        epochs: 5
+        batch_size: 32
+        ...
+        weights: imagenet      # a family option
+        trainable: frozen      # a family option
+
+Logs per-epoch train/val loss, accuracy, top-3 accuracy and macro-F1 with
+dvclive, saves the trained model, and writes training cost metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+
+from stages.lib.dataset import make_dataset
+from stages.lib.distribute import STRATEGIES, pick_strategy
+from stages.lib.errors import ParamError, run_stage
+from stages.lib.files import atomic_output, write_json
+from stages.lib.params import Section, stage_params
+from stages.lib.prepared import PREPARED, open_split, read_meta
+from stages.models import build_model
+
+TRAIN_KEYS = ("family", "image_size", "epochs", "batch_size", "optimizer", "learning_rate", "early_stopping")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+STOP_KEYS = ("monitor", "patience", "restore_best_weights")
+MONITORS = ("val_loss", "val_accuracy", "val_top3_accuracy", "val_macro_f1")
+
+
+def model_path(name: str) -> Path:
+    return Path("data/models") / f"{name}.keras"
+
+
+def live_dir(name: str) -> Path:
+    return Path("plots/train") / name
+
+
+def metrics_path(name: str) -> Path:
+    return Path("metrics/train") / f"{name}.json"
+
+
+def parse_model_params(name: str, values: dict, image_sizes: list[int]) -> dict:
+    """Validate the training keys of ``models.<name>``; the rest are family options."""
+    p = Section(values, f"models.{name}")
+    cfg = {
+        "family": p.str("family", allow_empty=False),
+        "image_size": p.int("image_size", minimum=1),
+        "epochs": p.int("epochs", minimum=1),
+        "batch_size": p.int("batch_size", minimum=1),
+        "optimizer": p.choice("optimizer", OPTIMIZERS),
+        "learning_rate": p.raw("learning_rate"),
+        "options": {k: v for k, v in values.items() if k not in TRAIN_KEYS},
+    }
+    lr = cfg["learning_rate"]
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+        raise ParamError(p.key("learning_rate"), f"must be a positive number, got {lr!r}")
+    if cfg["image_size"] not in image_sizes:
+        raise ParamError(
+            p.key("image_size"),
+            f"{cfg['image_size']} px is not prepared; prepare.image_sizes is {image_sizes}: add it there",
+        )
+    stop = Section(p.raw("early_stopping", {}) or {}, p.key("early_stopping"), known=STOP_KEYS)
+    cfg["early_stopping"] = {
+        "monitor": stop.choice("monitor", MONITORS, default="val_loss"),
+        "patience": stop.int("patience", minimum=0, default=0),  # 0 = off
+        "restore_best_weights": bool(stop.raw("restore_best_weights", True)),
+    }
+    return cfg
+
+
+def parse_run_params(values: dict) -> dict:
+    p = Section(values, "train", known=("seed", "strategy", "mixed_precision", "jit_compile", "deterministic"))
+    flags = {}
+    for flag in ("mixed_precision", "jit_compile", "deterministic"):
+        if not isinstance(p.raw(flag), bool):
+            raise ParamError(p.key(flag), f"expected true or false, got {p.raw(flag)!r}")
+        flags[flag] = p.raw(flag)
+    return {"seed": p.int("seed"), "strategy": p.choice("strategy", STRATEGIES), **flags}
+
+
+class TrainThroughput(keras.callbacks.Callback):
+    """Times the training part of each epoch (validation excluded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start, self._stopped = time.perf_counter(), False
+
+    def on_test_begin(self, logs=None):
+        if not self._stopped:
+            self.seconds.append(time.perf_counter() - self._start)
+            self._stopped = True
+
+
+def train(name: str, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> dict:
+    """Train ``models.<name>``; writes the model, the dvclive logs and the metrics file."""
+    keras.utils.set_random_seed(run["seed"])
+    if run["deterministic"]:
+        tf.config.experimental.enable_op_determinism()
+    if run["mixed_precision"]:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    strategy = pick_strategy(run["strategy"])
+
+    size, batch = cfg["image_size"], cfg["batch_size"]
+    train_split, val_split = open_split("train", size, prepared), open_split("val", size, prepared)
+    num_classes = len(train_split.class_names)
+    train_ds = make_dataset(train_split, batch, shuffle=True, seed=run["seed"])
+    val_ds = make_dataset(val_split, batch, shuffle=False, seed=run["seed"])
+
+    with strategy.scope():
+        model = build_model(cfg["family"], num_classes, size, cfg["options"], key_prefix=f"models.{name}")
+        optimizer = keras.optimizers.get({"class_name": cfg["optimizer"], "config": {"learning_rate": cfg["learning_rate"]}})
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.CategoricalCrossentropy(),
+            metrics=[
+                keras.metrics.CategoricalAccuracy(name="accuracy"),
+                keras.metrics.TopKCategoricalAccuracy(k=min(3, num_classes), name="top3_accuracy"),
+                keras.metrics.F1Score(average="macro", name="macro_f1"),
+            ],
+            jit_compile=run["jit_compile"],
+        )
+
+    stop = cfg["early_stopping"]
+    throughput = TrainThroughput()
+    callbacks = [throughput]
+    if stop["patience"] > 0:
+        mode = "min" if stop["monitor"] == "val_loss" else "max"
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=stop["monitor"], mode=mode, patience=stop["patience"],
+                restore_best_weights=stop["restore_best_weights"], verbose=1,
+            )
+        )
+    print(
+        f"train@{name}: {cfg['family']}, {model.count_params():,} parameters, {len(train_split.labels)} train / "
+        f"{len(val_split.labels)} val images at {size} px, batch {batch}, up to {cfg['epochs']} epochs, "
+        f"{strategy.num_replicas_in_sync} replica(s)",
+        flush=True,
+    )
+    with atomic_output(live_dir(name)) as tmp_live:
+        # dvcyaml=False / save_dvc_exp=False: dvclive must not rewrite dvc.yaml or create experiments.
+        live = Live(str(tmp_live), dvcyaml=False, save_dvc_exp=False, report=None)
+        callbacks.append(DVCLiveCallback(live=live))
+        start = time.perf_counter()
+        history = model.fit(
+            train_ds, validation_data=val_ds, epochs=cfg["epochs"], callbacks=callbacks, verbose=2, shuffle=False
+        )
+        fit_time = time.perf_counter() - start
+
+    monitored = history.history[stop["monitor"]]
+    best = (min if stop["monitor"] == "val_loss" else max)(range(len(monitored)), key=monitored.__getitem__)
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    # Epoch 1 includes graph tracing; later epochs give the steady-state throughput.
+    steady = throughput.seconds[1:] or throughput.seconds
+    metrics = {
+        "fit_time_s": round(fit_time, 3),
+        "epochs_run": len(monitored),
+        "best_epoch": best + 1,
+        "params_total": int(model.count_params()),
+        "params_trainable": trainable,
+        "time_per_trainable_param": fit_time / trainable if trainable else None,
+        "train_img_per_s": round(len(train_split.labels) / (sum(steady) / len(steady)), 2),
+    }
+    with atomic_output(model_path(name)) as tmp_model:
+        model.save(tmp_model)
+    write_json(metrics_path(name), metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="a key of the `models` section of params.yaml")
+    name = parser.parse_args(argv).model
+    params = stage_params(f"train@{name}")
+    models = params.get("models", {})
+    if name not in models:
+        raise ParamError(f"models.{name}", "no such model in params.yaml")
+    meta = read_meta()
+    cfg = parse_model_params(name, models[name], meta["image_sizes"])
+    run = parse_run_params(params["train"])
+    metrics = train(name, cfg, run)
+    print(
+        f"train@{name}: {metrics['epochs_run']} epochs in {metrics['fit_time_s']:.1f} s "
+        f"(best {metrics['best_epoch']}), {metrics['train_img_per_s']:.0f} img/s -> {model_path(name)}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)
