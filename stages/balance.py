@@ -145,10 +145,10 @@ def balance(params: dict) -> tuple[pd.DataFrame, dict]:
         raise ParamError("balance.num_classes", f"{n} classes requested but {source} has only {len(classes)}")
 
     files, ignored = list_files(root, classes)
-    if k > max(len(f) for f in files.values()):  # fail before spending minutes decoding
+    largest = max(len(f) for f in files.values())
+    if k > largest:  # fail before spending minutes decoding
         raise ParamError(
-            "balance.images_per_class",
-            f"{k} is larger than every class (the largest has {max(len(f) for f in files.values())} image files)",
+            "balance.images_per_class", f"{k} is larger than every class (the largest has {largest} image files)"
         )
     valid, undecodable = verify(root, files)
     ignored += [

@@ -36,6 +36,7 @@ from stages.lib.errors import ParamError, run_stage
 from stages.lib.files import atomic_output, write_json
 from stages.lib.params import Section, stage_params
 from stages.lib.prepared import PREPARED, open_split, read_meta
+from stages.lib.training import compile_for_training
 from stages.models import build_model
 
 TRAIN_KEYS = ("family", "image_size", "epochs", "batch_size", "optimizer", "learning_rate", "early_stopping")
@@ -128,17 +129,7 @@ def train(name: str, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> d
 
     with strategy.scope():
         model = build_model(cfg["family"], num_classes, size, cfg["options"], key_prefix=f"models.{name}")
-        optimizer = keras.optimizers.get({"class_name": cfg["optimizer"], "config": {"learning_rate": cfg["learning_rate"]}})
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.CategoricalCrossentropy(),
-            metrics=[
-                keras.metrics.CategoricalAccuracy(name="accuracy"),
-                keras.metrics.TopKCategoricalAccuracy(k=min(3, num_classes), name="top3_accuracy"),
-                keras.metrics.F1Score(average="macro", name="macro_f1"),
-            ],
-            jit_compile=run["jit_compile"],
-        )
+        compile_for_training(model, cfg["optimizer"], cfg["learning_rate"], num_classes, run["jit_compile"])
 
     stop = cfg["early_stopping"]
     throughput = TrainThroughput()

@@ -312,3 +312,14 @@ def test_errors_use_the_callers_key_prefix_and_name_the_file(tmp_path):
     with pytest.raises(ParamError) as err:
         build_model("mobilenet_v2", 2, 32, {"weights": str(garbage), "alpha": 0.35})
     assert err.value.key == "models.mobilenet_v2.weights" and str(garbage) in str(err.value)
+
+
+def test_bn_momentum_overrides_every_batchnorm_layer_of_the_base():
+    model = build_model("mobilenet_v2", 3, 32, {"weights": None, "alpha": 0.35, "bn_momentum": 0.9})
+    bns = [l for l in model.get_layer("base")._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(bns) > 10 and {l.momentum for l in bns} == {0.9}
+    default = build_model("mobilenet_v2", 3, 32, {"weights": None, "alpha": 0.35})
+    assert {l.momentum for l in default.get_layer("base")._flatten_layers()
+            if isinstance(l, keras.layers.BatchNormalization)} == {0.999}  # keras' own value kept
+    with pytest.raises(ParamError, match=r"models\.r\.bn_momentum"):
+        build_model("resnet50", 3, 32, {"weights": None, "bn_momentum": 1.5}, key_prefix="models.r")

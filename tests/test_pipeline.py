@@ -72,3 +72,29 @@ def test_bad_params_fail_with_the_key_and_write_nothing(repo_copy):
     proc = run(["python", "-m", "stages.balance"], repo_copy, check=False)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: params.yaml: balance.images_per_class: 5000")
+
+
+def test_train_runs_for_every_family_and_plots_render(repo_copy, tmp_path):
+    """`dvc repro` of the whole default DAG, shrunk to 1 epoch on 20 images per class."""
+    set_params(repo_copy, "balance", images_per_class=20)
+    params = yaml.safe_load((repo_copy / "params.yaml").read_text())
+    for model in params["models"].values():
+        model["epochs"] = 1
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro"], repo_copy)
+
+    families = set(params["models"])
+    assert families == {"vit", "mobilenet_v2", "resnet50", "mobilevitv2"}
+    for name in families:
+        metrics = json.loads((repo_copy / f"metrics/train/{name}.json").read_text())
+        assert metrics["epochs_run"] == 1 and metrics["params_trainable"] > 0
+        assert (repo_copy / f"data/models/{name}.keras").stat().st_size > 10_000
+    assert "up to date" in run(["dvc", "status"], repo_copy).stdout
+    assert json.loads(run(["dvc", "metrics", "show", "--json"], repo_copy).stdout)  # parses, lists metrics
+
+    html_dir = tmp_path / "plots_html"
+    run(["dvc", "plots", "show", "-o", str(html_dir)], repo_copy)
+    html = (html_dir / "index.html").read_text()
+    for name in families:
+        for curve in ("train/loss.tsv", "eval/loss.tsv", "eval/macro_f1.tsv", "eval/top3_accuracy.tsv"):
+            assert f"plots/train/{name}/plots/metrics/{curve}" in html

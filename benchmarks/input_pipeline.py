@@ -1,0 +1,95 @@
+"""Benchmark: is the input pipeline ever the bottleneck?
+
+For every model in params.yaml, trains the same number of steps on batches read
+from the prepared memory maps (what `train` uses) and on the same tensors held
+in RAM, and prints training images/s for both and their ratio. A ratio of 1.0
+means the memory-mapped pipeline costs nothing; the target is >= 0.97.
+
+    python benchmarks/input_pipeline.py [--models vit resnet50] [--seconds 5] [--rounds 5]
+
+Run `dvc repro prepare` first. Results are also written to
+benchmarks/input_pipeline.csv (one row per model).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import yaml  # noqa: E402
+
+from stages.lib.dataset import in_memory_dataset, make_dataset  # noqa: E402
+from stages.lib.prepared import open_split  # noqa: E402
+from stages.lib.training import compile_for_training  # noqa: E402
+from stages.models import build_model  # noqa: E402
+from stages.train import parse_model_params  # noqa: E402
+
+OUT = Path(__file__).with_name("input_pipeline.csv")
+
+
+def images_per_second(model, dataset, steps: int, batch: int) -> float:
+    start = time.perf_counter()
+    model.fit(dataset, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def bench(name: str, cfg: dict, seconds: float, rounds: int) -> dict:
+    keras.utils.set_random_seed(0)
+    split = open_split("train", cfg["image_size"], "data/prepared")
+    batch = cfg["batch_size"]
+    model = build_model(cfg["family"], len(split.class_names), cfg["image_size"], cfg["options"], f"models.{name}")
+    compile_for_training(model, cfg["optimizer"], cfg["learning_rate"], len(split.class_names), False)
+    sources = {
+        "memmap": make_dataset(split, batch, shuffle=True, seed=0).repeat(),
+        "in_memory": in_memory_dataset(split, batch, seed=0).repeat(),
+    }
+    for ds in sources.values():  # warm-up: graph tracing and first-touch page faults
+        images_per_second(model, ds, 5, batch)
+    # Timed windows of about `seconds` each: short windows are dominated by noise on small machines.
+    steps = max(10, round(seconds * images_per_second(model, sources["in_memory"], 10, batch) / batch))
+    best = {k: 0.0 for k in sources}
+    for r in range(rounds):  # interleaved, order alternating, best of N: robust to noise
+        for key, ds in sorted(sources.items(), reverse=r % 2 == 1):
+            best[key] = max(best[key], images_per_second(model, ds, steps, batch))
+    return {
+        "model": name, "family": cfg["family"], "image_size": cfg["image_size"], "batch_size": batch,
+        "memmap_img_per_s": round(best["memmap"], 1), "in_memory_img_per_s": round(best["in_memory"], 1),
+        "ratio": round(best["memmap"] / best["in_memory"], 3), "steps_per_round": steps, "rounds": rounds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", help="model keys from params.yaml (default: all)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each timed window")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    sizes = params["prepare"]["image_sizes"]
+    rows = []
+    for name in args.models or list(params["models"]):
+        cfg = parse_model_params(name, params["models"][name], sizes)
+        row = bench(name, cfg, args.seconds, args.rounds)
+        rows.append(row)
+        print(
+            f"{name:>14}: memmap {row['memmap_img_per_s']:8.1f} img/s, in memory {row['in_memory_img_per_s']:8.1f} "
+            f"img/s, ratio {row['ratio']:.3f}",
+            flush=True,
+        )
+    with OUT.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
