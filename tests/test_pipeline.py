@@ -74,8 +74,8 @@ def test_bad_params_fail_with_the_key_and_write_nothing(repo_copy):
     assert proc.stderr.strip().splitlines()[-1].startswith("error: params.yaml: balance.images_per_class: 5000")
 
 
-def test_train_runs_for_every_family_and_plots_render(repo_copy, tmp_path):
-    """`dvc repro` of the whole default DAG, shrunk to 1 epoch on 20 images per class."""
+def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_path):
+    """`dvc repro` of the whole default DAG (train, evaluate, report), shrunk to 1 epoch on 20 images per class."""
     set_params(repo_copy, "balance", images_per_class=20)
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     for model in params["models"].values():
@@ -98,3 +98,11 @@ def test_train_runs_for_every_family_and_plots_render(repo_copy, tmp_path):
     for name in families:
         for curve in ("train/loss.tsv", "eval/loss.tsv", "eval/macro_f1.tsv", "eval/top3_accuracy.tsv"):
             assert f"plots/train/{name}/plots/metrics/{curve}" in html
+        for figure in ("confusion", "mean_probability", "worst_classes", "reliability"):
+            assert f"plots_report_{figure}_{name}.png" in html
+    for figure in ("study_curves", "learning_curves", "cost_frontier"):
+        assert f"plots_report_{figure}.png" in html
+    report = (repo_copy / "plots/report.md").read_text()
+    assert all(f"| {name} |" in report for name in families)
+    comparison = json.loads((repo_copy / "metrics/comparison.json").read_text())
+    assert len(comparison["pairs"]) == 6 and all("mcnemar" in p for p in comparison["pairs"].values())
