@@ -27,24 +27,13 @@ from tqdm import tqdm
 from stages.lib.dataset import make_dataset
 from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import write_csv, write_json
+from stages.lib.layout import eval_metrics_path, model_path, predictions_path
 from stages.lib.metrics import classification_metrics, to_probabilities
 from stages.lib.params import Section, stage_params
 from stages.lib.prepared import PREPARED, open_split, read_meta
 from stages.models import load_model
 
 EVAL_KEYS = ("ece_bins", "latency_warmup", "latency_runs")
-
-
-def model_path(name: str) -> Path:
-    return Path("data/models") / f"{name}.keras"
-
-
-def predictions_path(name: str) -> Path:
-    return Path("data/predictions") / f"{name}.csv"
-
-
-def metrics_path(name: str) -> Path:
-    return Path("metrics/eval") / f"{name}.json"
 
 
 def parse_eval_params(values: dict) -> dict:
@@ -188,12 +177,12 @@ def main(argv: list[str] | None = None) -> None:
         raise ParamError(f"models.{name}", "no such model in params.yaml")
     batch_size = Section(models[name], f"models.{name}").int("batch_size", minimum=1)
     cfg = parse_eval_params(params.get("evaluate"))
-    m = evaluate(name, model_path(name), PREPARED, batch_size, cfg, predictions_path(name), metrics_path(name))
+    m = evaluate(name, model_path(name), PREPARED, batch_size, cfg, predictions_path(name), eval_metrics_path(name))
     print(
         f"evaluate@{name}: accuracy {m['accuracy']:.4f}, top-3 {m['top3_accuracy']:.4f}, "
         f"macro-F1 {m['macro_f1']:.4f}, log loss {m['log_loss']:.4f}, ECE {m['ece']:.4f} on "
         f"{m['num_test_images']} images; {m['infer_img_per_s']:.0f} img/s, batch-1 {m['latency_ms_b1']:.1f} ms "
-        f"-> {predictions_path(name)}, {metrics_path(name)}"
+        f"-> {predictions_path(name)}, {eval_metrics_path(name)}"
     )
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.lib import figures
+from stages.lib import figures, layout
 from stages.lib.compare import compare_all
 from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import atomic_output, read_csv, write_csv, write_json
@@ -55,10 +55,10 @@ MODEL_FIGURES = {"confusion": "confusion matrix (row-normalised)",
 
 @dataclass(frozen=True)
 class Inputs:
-    predictions: Path = Path("data/predictions")
-    eval: Path = Path("metrics/eval")
-    train: Path = Path("metrics/train")
-    curves: Path = Path("plots/train")
+    predictions: Path = layout.PREDICTIONS
+    eval: Path = layout.EVAL_METRICS
+    train: Path = layout.TRAIN_METRICS
+    curves: Path = layout.TRAIN_CURVES
     prepared: Path = Path(PREPARED)
 
 

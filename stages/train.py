@@ -34,6 +34,7 @@ from stages.lib.dataset import make_dataset
 from stages.lib.distribute import STRATEGIES, pick_strategy
 from stages.lib.errors import ParamError, run_stage
 from stages.lib.files import atomic_output, write_json
+from stages.lib.layout import curves_dir, model_path, train_metrics_path
 from stages.lib.params import Section, stage_params
 from stages.lib.prepared import PREPARED, open_split, read_meta
 from stages.lib.training import compile_for_training
@@ -43,18 +44,6 @@ TRAIN_KEYS = ("family", "image_size", "epochs", "batch_size", "optimizer", "lear
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 STOP_KEYS = ("monitor", "patience", "restore_best_weights")
 MONITORS = ("val_loss", "val_accuracy", "val_top3_accuracy", "val_macro_f1")
-
-
-def model_path(name: str) -> Path:
-    return Path("data/models") / f"{name}.keras"
-
-
-def live_dir(name: str) -> Path:
-    return Path("plots/train") / name
-
-
-def metrics_path(name: str) -> Path:
-    return Path("metrics/train") / f"{name}.json"
 
 
 def parse_model_params(name: str, values: dict, image_sizes: list[int]) -> dict:
@@ -148,7 +137,7 @@ def train(name: str, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> d
         f"{strategy.num_replicas_in_sync} replica(s)",
         flush=True,
     )
-    with atomic_output(live_dir(name)) as tmp_live:
+    with atomic_output(curves_dir(name)) as tmp_live:
         # dvcyaml=False / save_dvc_exp=False: dvclive must not rewrite dvc.yaml or create experiments.
         live = Live(str(tmp_live), dvcyaml=False, save_dvc_exp=False, report=None)
         callbacks.append(DVCLiveCallback(live=live))
@@ -174,7 +163,7 @@ def train(name: str, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> d
     }
     with atomic_output(model_path(name)) as tmp_model:
         model.save(tmp_model)
-    write_json(metrics_path(name), metrics)
+    write_json(train_metrics_path(name), metrics)
     return metrics
 
 
