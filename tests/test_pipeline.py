@@ -75,7 +75,7 @@ def test_bad_params_fail_with_the_key_and_write_nothing(repo_copy):
 
 
 def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_path):
-    """`dvc repro` of the whole default DAG (train, evaluate, report), shrunk to 1 epoch on 20 images per class."""
+    """`dvc repro` of the whole default DAG (train, evaluate, report, explain), shrunk to 1 epoch on 20 images per class."""
     set_params(repo_copy, "balance", images_per_class=20)
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     for model in params["models"].values():
@@ -104,5 +104,8 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
         assert f"plots_report_{figure}.png" in html
     report = (repo_copy / "plots/report.md").read_text()
     assert all(f"| {name} |" in report for name in families)
+    for name in families:
+        assert f"plots_explain_{name}.png" in html
+    assert json.loads((repo_copy / "metrics/explain.json").read_text())["seconds"] > 0
     comparison = json.loads((repo_copy / "metrics/comparison.json").read_text())
     assert len(comparison["pairs"]) == 6 and all("mcnemar" in p for p in comparison["pairs"].values())

@@ -1,0 +1,229 @@
+"""Stage `explain`: Grad-CAM and SHAP maps of every model on the same test images.
+
+Usage: ``python -m stages.explain``. Reads ``data/predictions/<model>.csv`` of every model
+of the ``models`` section (in params order) to pick the images, then each
+``data/models/<model>.keras`` and the test images in ``data/prepared/``. Writes
+
+- ``plots/explain/<model>.png``: rows = images, columns = original | SHAP | Grad-CAM;
+- ``plots/explain/overview.png``: a few of the images across every model;
+- ``metrics/explain.json``: wall time (total and per model), the images, the Grad-CAM
+  layer of each model and the SHAP settings.
+
+The images are the same for every model: about half that every model classifies
+correctly and half that at least one gets wrong (when there are both), picked with
+``explain.seed`` and spread over classes. Each map explains the model's own predicted
+class. Grad-CAM and its per-family layer choice: :mod:`stages.lib.gradcam`; SHAP:
+:mod:`stages.lib.shap_maps`.
+
+Params: ``explain`` (num_images, seed, min_grid, layers, masker, shap_max_evals,
+batch_size) and ``models`` (the model names).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.lib import explain_figures, gradcam, layout, shap_maps
+from stages.lib.errors import DataError, ParamError, run_stage
+from stages.lib.files import atomic_output, read_csv, write_json
+from stages.lib.params import Section, stage_params
+from stages.lib.prepared import PREPARED, open_split, read_meta
+from stages.models import load_model
+
+EXPLAIN_KEYS = ("num_images", "seed", "min_grid", "layers", "masker", "shap_max_evals", "batch_size")
+OVERVIEW_ROWS = 3  # images in the overview: it has 1 + 2 x models columns already
+
+
+@dataclass(frozen=True)
+class Inputs:
+    models: Path = layout.MODELS
+    predictions: Path = layout.PREDICTIONS
+    prepared: Path = Path(PREPARED)
+
+
+@dataclass(frozen=True)
+class Outputs:
+    figures: Path = Path("plots/explain")
+    metrics: Path = Path("metrics/explain.json")
+
+
+# --- params ---------------------------------------------------------------------------------
+
+def parse_layers(value, models) -> dict[str, str]:
+    """explain.layers: {model name: base layer name}; a null entry means the default."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ParamError("explain.layers", f"expected a mapping {{model: layer name}}, got {value!r}")
+    layers = {}
+    for name, layer in value.items():
+        key = f"explain.layers.{name}"
+        if name not in models:
+            raise ParamError(key, f"no model {name!r} in `models` ({', '.join(models)})")
+        if layer is not None and (not isinstance(layer, str) or not layer.strip()):
+            raise ParamError(key, f"expected a layer name or null, got {layer!r}")
+        if layer is not None:
+            layers[name] = layer
+    return layers
+
+
+def parse_params(params: dict) -> dict:
+    """Validate the `explain` section and the model names."""
+    p = Section(params.get("explain"), "explain", known=EXPLAIN_KEYS)
+    models = params.get("models")
+    if not isinstance(models, dict) or not models:
+        raise ParamError("models", "expected at least one model")
+    cfg = {
+        "models": list(models),
+        "num_images": p.int("num_images", minimum=1),
+        "seed": p.int("seed", minimum=0),
+        "min_grid": p.int("min_grid", minimum=1),
+        "layers": parse_layers(p.raw("layers"), list(models)),
+        "shap_max_evals": p.int("shap_max_evals", minimum=10),  # shap needs a few evaluations per image
+        "batch_size": p.int("batch_size", minimum=1),
+    }
+    cfg["masker"] = shap_maps.check_masker(p.raw("masker"), p.key("masker"))
+    return cfg
+
+
+# --- image selection ------------------------------------------------------------------------
+
+def read_predictions(path: Path, name: str) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path} not found: run `dvc repro evaluate@{name}` first")
+    frame = read_csv(path)
+    probs = [c for c in frame.columns if c.startswith("prob:")]
+    if any(c not in frame for c in ("path", "label", "pred_label")) or len(probs) < 2 or frame.empty:
+        raise DataError(f"{path}: expected test rows with path, label, pred_label and a prob:<class> column per "
+                        f"class: re-run `dvc repro evaluate@{name}`")
+    frame["pred_label"] = frame["pred_label"].astype(int)
+    return frame
+
+
+def check_same_images(frames: dict[str, pd.DataFrame], folder: Path) -> None:
+    first, ref = next(iter(frames.items()))
+    for name, frame in frames.items():
+        if not (list(frame.columns) == list(ref.columns) and len(frame) == len(ref)
+                and (frame["path"].to_numpy() == ref["path"].to_numpy()).all()
+                and (frame["label"].to_numpy() == ref["label"].to_numpy()).all()):
+            raise DataError(f"{folder / f'{name}.csv'} and {folder / f'{first}.csv'} are not the same test images "
+                            f"and classes: re-run `dvc repro evaluate@{name} evaluate@{first}`")
+
+
+def _spread(pool: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> list[int]:
+    """``k`` rows of ``pool`` in seeded random order, one per class before any class repeats."""
+    shuffled = rng.permutation(pool)
+    # The n-th image of its class in the shuffled order sorts after every class's (n-1)-th.
+    rank = pd.Series(labels[shuffled]).groupby(labels[shuffled]).cumcount().to_numpy()
+    return shuffled[np.argsort(rank, kind="stable")][:k].tolist()
+
+
+def select_images(frames: dict[str, pd.DataFrame], num_images: int, seed: int) -> list[int]:
+    """Row positions of the test images to explain, the same for every model.
+
+    About half that at least one model gets wrong (rounded up) and half that every model
+    gets right, topped up from the other group when one is short; interleaved, wrong first,
+    so any prefix (the overview's rows) mixes both.
+    """
+    labels = next(iter(frames.values()))["label"].to_numpy()
+    all_right = np.logical_and.reduce([f["pred_label"].to_numpy() == labels for f in frames.values()])
+    right, wrong = np.flatnonzero(all_right), np.flatnonzero(~all_right)
+    n = min(num_images, len(labels))
+    n_wrong = min(len(wrong), max(n - len(right), (n + 1) // 2))
+    rng = np.random.default_rng(seed)
+    picks_wrong = _spread(wrong, labels, n_wrong, rng)
+    picks_right = _spread(right, labels, n - n_wrong, rng)
+    order = [p for pair in zip(picks_wrong, picks_right) for p in pair]
+    shorter = min(len(picks_wrong), len(picks_right))
+    return order + picks_wrong[shorter:] + picks_right[shorter:]
+
+
+# --- explanation ----------------------------------------------------------------------------
+
+def load(name: str, inputs: Inputs):
+    path = inputs.models / f"{name}.keras"
+    if not path.is_file():
+        raise DataError(f"{path} not found: run `dvc repro train@{name}` first")
+    model = load_model(path)
+    shape = tuple(model.input_shape)
+    if len(shape) != 4 or shape[1] is None or shape[1] != shape[2]:
+        raise DataError(f"{path}: expected a model taking square images, its input shape is {shape}")
+    return model, path
+
+
+def selected_images(prepared: Path, size: int, paths: list[str], model_path: Path) -> np.ndarray:
+    """The images at ``paths`` from the prepared test split at ``size`` px, in that order."""
+    sizes = read_meta(prepared)["image_sizes"]
+    if size not in sizes:
+        raise DataError(f"{model_path} takes {size} px images but {prepared} holds {sizes}: "
+                        f"add {size} to prepare.image_sizes in params.yaml")
+    split = open_split("test", size, prepared)
+    index = {p: i for i, p in enumerate(split.paths)}
+    missing = [p for p in paths if p not in index]
+    if missing:
+        raise DataError(f"{prepared}: test image {missing[0]} of the predictions is not in the prepared test split: "
+                        f"re-run `dvc repro` (predictions are stale)")
+    return np.asarray(split.images[[index[p] for p in paths]])
+
+
+def explain_model(name: str, labels: np.ndarray, paths: list[str], num_classes: int, cfg: dict,
+                  inputs: Inputs) -> explain_figures.ModelMaps:
+    """Grad-CAM and SHAP of one model on the selected images."""
+    model, path = load(name, inputs)
+    if model.output_shape[-1] != num_classes:
+        raise DataError(f"{path} has {model.output_shape[-1]} outputs but the predictions have {num_classes} "
+                        f"classes: re-run `dvc repro train@{name}`")
+    images = selected_images(inputs.prepared, int(model.input_shape[1]), paths, path)
+    layer = gradcam.choose_layer(model, cfg["layers"].get(name), cfg["min_grid"], f"explain.layers.{name}",
+                                 "explain.min_grid")
+    values = shap_maps.shap_values(model, images, cfg["masker"], cfg["shap_max_evals"], cfg["batch_size"])
+    # Grad-CAM told SHAP's class (the prediction): the same class even on a float tie of two.
+    cams, probs = gradcam.grad_cam(gradcam.cam_model(model, layer, path), images, values.classes)
+    return explain_figures.ModelMaps(images=images, labels=labels, classes=values.classes,
+                                     probs=probs[np.arange(len(images)), values.classes], cams=cams,
+                                     shap=values.values.sum(axis=-1), layer=layer)
+
+
+def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) -> dict:
+    """Pick the images, explain them with every model, write the figures and metrics; returns the metrics."""
+    start = time.perf_counter()
+    frames = {name: read_predictions(inputs.predictions / f"{name}.csv", name) for name in cfg["models"]}
+    check_same_images(frames, inputs.predictions)
+    ref = next(iter(frames.values()))
+    class_names = [c[len("prob:"):] for c in ref.columns if c.startswith("prob:")]
+    rows = select_images(frames, cfg["num_images"], cfg["seed"])
+    paths, labels = ref["path"].iloc[rows].tolist(), ref["label"].to_numpy()[rows]
+    details = f"SHAP: {cfg['masker']} masker, {cfg['shap_max_evals']} evaluations per image"
+    explained, seconds = {}, {}
+    with atomic_output(outputs.figures) as tmp:
+        tmp.mkdir()
+        for name in cfg["models"]:
+            began = time.perf_counter()
+            explained[name] = explain_model(name, labels, paths, len(class_names), cfg, inputs)
+            explain_figures.model_figure(name, explained[name], class_names, details, tmp / f"{name}.png")
+            seconds[name] = round(time.perf_counter() - began, 2)
+            print(f"explain: {name}: Grad-CAM on {explained[name].layer}, SHAP, figure in {seconds[name]:.1f} s",
+                  flush=True)
+        explain_figures.overview_figure(explained, range(min(OVERVIEW_ROWS, len(rows))), class_names,
+                                        tmp / "overview.png")
+    metrics = {"seconds": round(time.perf_counter() - start, 2), "per_model_seconds": seconds, "images": paths,
+               "layers": {name: maps.layer for name, maps in explained.items()},
+               "shap_max_evals": cfg["shap_max_evals"], "masker": cfg["masker"], "gradcam_score": "logit"}
+    write_json(outputs.metrics, metrics)
+    return metrics
+
+
+def main() -> None:
+    cfg = parse_params(stage_params("explain"))
+    m = explain(cfg)
+    print(f"explain: {len(m['images'])} images x {len(m['layers'])} models in {m['seconds']:.1f} s "
+          f"-> {Outputs().figures}, {Outputs().metrics}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
