@@ -15,7 +15,6 @@ Params: ``evaluate`` (ece_bins, latency_warmup, latency_runs) and
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import write_csv, write_json
 from stages.lib.layout import eval_metrics_path, model_path, predictions_path
 from stages.lib.metrics import classification_metrics, to_probabilities
-from stages.lib.params import Section, stage_params
+from stages.lib.params import Section, model_stage_params
 from stages.lib.prepared import PREPARED, open_split, read_meta
 from stages.models import load_model
 
@@ -168,14 +167,8 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a key of the `models` section of params.yaml")
-    name = parser.parse_args(argv).model
-    params = stage_params(f"evaluate@{name}")
-    models = params.get("models", {})
-    if name not in models:
-        raise ParamError(f"models.{name}", "no such model in params.yaml")
-    batch_size = Section(models[name], f"models.{name}").int("batch_size", minimum=1)
+    name, params, model_params = model_stage_params("evaluate", argv)
+    batch_size = Section(model_params, f"models.{name}").int("batch_size", minimum=1)
     cfg = parse_eval_params(params.get("evaluate"))
     m = evaluate(name, model_path(name), PREPARED, batch_size, cfg, predictions_path(name), eval_metrics_path(name))
     print(

@@ -20,7 +20,6 @@ dvclive, saves the trained model, and writes training cost metrics.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from stages.lib.distribute import STRATEGIES, pick_strategy
 from stages.lib.errors import ParamError, run_stage
 from stages.lib.files import atomic_output, write_json
 from stages.lib.layout import curves_dir, model_path, train_metrics_path
-from stages.lib.params import Section, stage_params
+from stages.lib.params import Section, model_stage_params
 from stages.lib.prepared import PREPARED, open_split, read_meta
 from stages.lib.training import compile_for_training
 from stages.models import build_model
@@ -168,15 +167,8 @@ def train(name: str, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> d
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", help="a key of the `models` section of params.yaml")
-    name = parser.parse_args(argv).model
-    params = stage_params(f"train@{name}")
-    models = params.get("models", {})
-    if name not in models:
-        raise ParamError(f"models.{name}", "no such model in params.yaml")
-    meta = read_meta()
-    cfg = parse_model_params(name, models[name], meta["image_sizes"])
+    name, params, model_params = model_stage_params("train", argv)
+    cfg = parse_model_params(name, model_params, read_meta()["image_sizes"])
     run = parse_run_params(params["train"])
     metrics = train(name, cfg, run)
     print(

@@ -35,6 +35,23 @@ def make_tree(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
     return root
 
 
+def make_prepared_store(tmp: Path, size: int = 16) -> Path:
+    """``tmp/prepared``: 3 classes x 12 generated images (8 train, 2 val, 2 test each) at ``size`` px."""
+    import pandas as pd
+
+    from stages.prepare import prepare
+
+    root = make_tree(tmp / "images", {"a": 12, "b": 12, "c": 12})
+    rows = []
+    for label, name in enumerate("abc"):
+        for i in range(12):
+            split = "train" if i < 8 else "val" if i < 10 else "test"
+            rows.append([f"{name}/img_{i:03d}.png", name, label, f"{name}{i}", 12, 12, split])
+    splits = pd.DataFrame(rows, columns=["path", "class_name", "label", "sha256", "width", "height", "split"])
+    prepare(splits, str(root), [size], "squash", tmp / "prepared")
+    return tmp / "prepared"
+
+
 @pytest.fixture
 def tree(tmp_path):
     """Factory: tree(counts) -> path of a generated image-folder tree."""

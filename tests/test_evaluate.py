@@ -11,13 +11,12 @@ import pytest
 import yaml
 from scipy.special import softmax
 
-from conftest import make_tree, run
+from conftest import make_prepared_store, run
 from stages.evaluate import evaluate, parse_eval_params
 from stages.lib.errors import DataError, ParamError
 from stages.lib.files import read_csv
 from stages.lib.prepared import open_split
 from stages.models import build_model
-from stages.prepare import prepare
 
 TINY_VIT = dict(patch_size=4, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32)
 EVAL = dict(ece_bins=15, latency_warmup=1, latency_runs=3)
@@ -30,16 +29,7 @@ METRIC_KEYS = {
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     """A prepared store of 3 classes x 12 images at 16 px: 8 train, 2 val, 2 test per class."""
-    tmp = tmp_path_factory.mktemp("store")
-    root = make_tree(tmp / "images", {"a": 12, "b": 12, "c": 12})
-    rows = []
-    for label, name in enumerate("abc"):
-        for i in range(12):
-            split = "train" if i < 8 else "val" if i < 10 else "test"
-            rows.append([f"{name}/img_{i:03d}.png", name, label, f"{name}{i}", 12, 12, split])
-    splits = pd.DataFrame(rows, columns=["path", "class_name", "label", "sha256", "width", "height", "split"])
-    prepare(splits, str(root), [16], "squash", tmp / "prepared")
-    return tmp / "prepared"
+    return make_prepared_store(tmp_path_factory.mktemp("store"))
 
 
 def logits_model(size: int = 16) -> keras.Model:
@@ -122,8 +112,9 @@ def test_bad_eval_params_name_the_key(over, key):
 def test_main_checks_params_before_loading_anything(monkeypatch, params, key):
     """main() with the params DVC would resolve; in-process, as a subprocess would only add TF's import time."""
     import stages.evaluate as stage
+    import stages.lib.params
 
-    monkeypatch.setattr(stage, "stage_params", lambda name: params if name == "evaluate@m" else None)
+    monkeypatch.setattr(stages.lib.params, "stage_params", lambda name: params if name == "evaluate@m" else None)
     with pytest.raises(ParamError) as err:
         stage.main(["m"])
     assert err.value.key == key

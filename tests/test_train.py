@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import run
+from conftest import make_prepared_store, run
 from stages.lib.dataset import make_dataset
 from stages.lib.distribute import pick_strategy
 from stages.lib.errors import ParamError
 from stages.lib.prepared import open_split
 from stages.models import load_model
-from stages.prepare import prepare
 from stages.train import parse_model_params, parse_run_params, train
 
 TINY_VIT = dict(
@@ -27,18 +26,9 @@ RUN = dict(seed=0, strategy="auto", mixed_precision=False, jit_compile=False, de
 
 
 @pytest.fixture
-def prepared(tree, tmp_path):
+def prepared(tmp_path):
     """A prepared store of 3 classes x 12 images at 16 px."""
-    root = tree({"a": 12, "b": 12, "c": 12})
-    rows = []
-    for label, name in enumerate("abc"):
-        for i in range(12):
-            split = "train" if i < 8 else "val" if i < 10 else "test"
-            rows.append([f"{name}/img_{i:03d}.png", name, label, f"{name}{i}", 12, 12, split])
-    splits = pd.DataFrame(rows, columns=["path", "class_name", "label", "sha256", "width", "height", "split"])
-    out = tmp_path / "prepared"
-    prepare(splits, str(root), [16], "squash", out)
-    return out
+    return make_prepared_store(tmp_path)
 
 
 def test_dataset_yields_every_training_image_once_per_epoch(prepared):

@@ -20,6 +20,24 @@ def stage_params(stage: str) -> dict:
     return dvc.api.params_show(stages=stage)
 
 
+def model_stage_params(stage: str, argv: list[str] | None = None) -> tuple[str, dict, dict]:
+    """For a per-model stage run as ``python -m stages.<stage> <model>`` (dvc.yaml ``foreach``):
+    (model name, every param ``<stage>@<model>`` declares, that model's ``models.<model>`` entry)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}")
+    parser.add_argument("model", help="a key of the `models` section of params.yaml")
+    name = parser.parse_args(argv).model
+    try:
+        params = stage_params(f"{stage}@{name}")
+    except Exception as err:  # DVC knows no stage `<stage>@<name>` when `models` has no such key
+        raise ParamError(f"models.{name}", f"no such model in params.yaml ({type(err).__name__}: {err})") from None
+    models = params.get("models", {})
+    if name not in models:
+        raise ParamError(f"models.{name}", "no such model in params.yaml")
+    return name, params, models[name]
+
+
 class Section:
     """Typed, validated access to one params mapping; errors name the full key."""
 
