@@ -234,6 +234,13 @@ def test_vit_from_local_preset_directory(tmp_path):
     with pytest.raises(ParamError) as err:
         build_model("vit", 2, 16, {"preset": str(tmp_path / "preset"), "patch_size": 8})
     assert err.value.key == "models.vit.patch_size" and "value 4" in str(err.value)
+    # Matching or null architecture keys are accepted with a preset (null = the preset's value).
+    nulls = {k: None for k in ("patch_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim")}
+    model = build_model("vit", 2, 16, {"preset": str(tmp_path / "preset"), **nulls})
+    assert_same_weights(model.get_layer("base"), backbone)
+    with pytest.raises(ParamError) as err:  # but random init needs them all
+        build_model("vit", 2, 16, {"preset": None, **nulls})
+    assert err.value.key == "models.vit.patch_size"
 
 
 @pytest.mark.parametrize("family,file_name", [

@@ -93,7 +93,8 @@ def check_against_preset(backbone, options: dict, preset: str, image_size: int, 
         actual = getattr(backbone, name)
         if name == "patch_size":
             actual = actual[0]
-        if name in options and options[name] != actual:
+        # null means "the preset's": lets `dvc exp run -S models.vit.patch_size=null` switch to a preset.
+        if options.get(name) is not None and options[name] != actual:
             raise ParamError(
                 f"{key_prefix}.{name}",
                 f"{options[name]!r} differs from the value {actual} of preset {preset}; "
