@@ -24,7 +24,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from stages.lib.dataset import make_dataset
-from stages.lib.errors import DataError, ParamError, run_stage
+from stages.lib.errors import DataError, run_stage
 from stages.lib.files import write_csv, write_json
 from stages.lib.layout import eval_metrics_path, model_path, predictions_path
 from stages.lib.metrics import classification_metrics, to_probabilities
