@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stage commands call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test dag clean
+.PHONY: install repro test dag params check clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,14 @@ test: install
 
 dag: install
 	$(BIN)/dvc dag
+
+# params.yaml is composed from conf/ (DVC's Hydra support); regenerate it after editing conf/.
+params: install
+	$(BIN)/python -m stages.preflight --write --params-only
+
+# Validate a preset and check its dataset and weights: make check EXP=dogs13
+check: install
+	$(BIN)/python -m stages.preflight $(if $(EXP),+experiment=$(EXP))
 
 clean:
 	rm -rf $(VENV) .pytest_cache

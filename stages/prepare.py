@@ -73,12 +73,17 @@ def _write_store(splits: pd.DataFrame, source: str, sizes: list[int], mode: str,
     return meta
 
 
+def parse_params(values: dict) -> dict:
+    """Validate the `prepare` section: {"image_sizes": [...], "resize": mode}."""
+    p = Section(values, "prepare", known=("image_sizes", "resize"))
+    return {"image_sizes": p.int_list("image_sizes", minimum=8), "resize": p.choice("resize", RESIZE_MODES)}
+
+
 def main() -> None:
     params = stage_params("prepare")
     source = Section(params["balance"], "balance").str("source", allow_empty=False)
-    p = Section(params["prepare"], "prepare", known=("image_sizes", "resize"))
-    sizes = p.int_list("image_sizes", minimum=8)
-    mode = p.choice("resize", RESIZE_MODES)
+    cfg = parse_params(params["prepare"])
+    sizes, mode = cfg["image_sizes"], cfg["resize"]
     splits = read_csv(SPLITS_CSV)
     meta = prepare(splits, source, sizes, mode)
     print(f"prepare: {meta['rows']} images at sizes {sizes} px ({mode}) -> {PREPARED}")

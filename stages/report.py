@@ -34,7 +34,8 @@ from stages.lib.metrics import mean_probability_matrix, reliability_bins, worst_
 from stages.lib.params import Section, stage_params
 from stages.lib.prepared import PREPARED, open_split, read_meta
 
-REPORT_KEYS = ("bootstrap_resamples", "seed", "alpha", "worst_classes", "confused_per_class")
+PRIMARY_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}  # key -> how the report names it
+REPORT_KEYS = ("primary_metric", "bootstrap_resamples", "seed", "alpha", "worst_classes", "confused_per_class")
 EVAL_COLUMNS = ("accuracy", "top3_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "eval_time_s",
                 "infer_img_per_s", "latency_ms_b1", "model_size_mb", "params_total", "params_trainable")
 TRAIN_COLUMNS = ("fit_time_s", "epochs_run", "time_per_trainable_param")
@@ -86,6 +87,7 @@ def parse_params(params: dict) -> dict:
                 for name, values in models.items()}
     evaluate = Section(params.get("evaluate"), "evaluate")
     return {
+        "primary_metric": p.choice("primary_metric", PRIMARY_METRICS, default="accuracy"),
         "resamples": p.int("bootstrap_resamples", minimum=1000),
         "seed": p.int("seed", minimum=0),
         "alpha": float(alpha),
@@ -270,6 +272,8 @@ def report_markdown(table: pd.DataFrame, pairs: dict, summary: dict, class_names
         f"Test set: {len(class_names)} classes{listed}, {n_test} test images, the same images for every model.\n",
         "## Comparison\n",
         markdown_table(table, FORMATS),
+        f"Main metric: {PRIMARY_METRICS[summary['primary_metric']]}; best: **{summary['best']}** "
+        f"({summary['best_score']:.4f}).\n",
         f"Best by macro-F1: **{summary['best_by_macro_f1']}**; best by accuracy: "
         f"**{summary['best_by_accuracy']}**.\n",
         "## Pairwise significance\n",
@@ -302,7 +306,10 @@ def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Output
     table = comparison_table(loaded, cfg["families"])
     preds = {name: data["predictions"]["pred_label"].to_numpy() for name, data in loaded.items()}
     pairs = _rounded(compare_all(list(loaded), y_true, preds, cfg["resamples"], cfg["seed"], cfg["alpha"]))
-    summary = {"pairs": pairs, "resamples": cfg["resamples"], "alpha": cfg["alpha"],
+    primary = cfg["primary_metric"]
+    best = table.loc[table[primary].idxmax()]
+    summary = {"primary_metric": primary, "best": best["model"], "best_score": round(float(best[primary]), 6),
+               "pairs": pairs, "resamples": cfg["resamples"], "alpha": cfg["alpha"],
                "best_by_macro_f1": table.loc[table["macro_f1"].idxmax(), "model"],
                "best_by_accuracy": table.loc[table["accuracy"].idxmax(), "model"]}
     thumbs = thumbnails(frame, len(class_names), inputs.prepared)
@@ -324,7 +331,8 @@ def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Output
 def main() -> None:
     cfg = parse_params(stage_params("report"))
     summary = build_report(cfg)
-    print(f"report: {len(cfg['families'])} model(s), {len(summary['pairs'])} pair(s); best by macro-F1 "
+    print(f"report: {len(cfg['families'])} model(s), {len(summary['pairs'])} pair(s); best by "
+          f"{cfg['primary_metric']} (main metric) {summary['best']}; by macro-F1 "
           f"{summary['best_by_macro_f1']}, by accuracy {summary['best_by_accuracy']} -> {Outputs().report_md}")
     for key, pair in summary["pairs"].items():
         print(f"  {key}: {pair['verdict']}")

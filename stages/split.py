@@ -92,10 +92,20 @@ def assign(manifest: pd.DataFrame, alloc: dict[int, dict[str, int]], seed: int) 
     return result
 
 
-def make_splits(manifest: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, dict]:
-    p = Section(params, "split", known=SPLITS + ("seed",))
+def parse_params(values: dict) -> dict:
+    """Validate the `split` section without data: {"sizes": {split: count or fraction}, "seed"}."""
+    p = Section(values, "split", known=SPLITS + ("seed",))
     sizes = {s: p.size(s) for s in SPLITS}
-    seed = p.int("seed")
+    if all(isinstance(v, Fraction) for v in sizes.values()):
+        split_totals(sizes, 1000)  # the fractions must add up to 1
+    elif len({type(v) for v in sizes.values()}) > 1:
+        split_totals(sizes, 0)  # raises: counts mixed with fractions
+    return {"sizes": sizes, "seed": p.int("seed")}
+
+
+def make_splits(manifest: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, dict]:
+    cfg = parse_params(params)
+    sizes, seed = cfg["sizes"], cfg["seed"]
     totals = split_totals(sizes, len(manifest))
     class_sizes = manifest.groupby("label").size().to_dict()
     names = manifest.groupby("label")["class_name"].first().to_dict()

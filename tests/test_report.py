@@ -195,7 +195,19 @@ def test_report_with_one_model_and_two_classes(tmp_path):
     assert "no pairwise comparison" in outputs.report_md.read_text()
 
 
-@pytest.mark.parametrize("key, value", [("bootstrap_resamples", 10), ("alpha", 1.5), ("alpha", 0),
+@pytest.mark.parametrize("metric, title", [("macro_f1", "macro-F1"), ("accuracy", "accuracy")])
+def test_primary_metric_names_the_best_model(tmp_path, metric, title):
+    inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
+    summary = build_report(parse_params({**PARAMS, "report": {**PARAMS["report"], "primary_metric": metric}}),
+                           inputs, outputs)
+    table = pd.read_csv(outputs.table_csv)
+    assert summary["primary_metric"] == metric
+    assert summary["best"] == table.loc[table[metric].idxmax(), "model"]
+    assert summary["best_score"] == pytest.approx(table[metric].max(), abs=1e-6)
+    assert f"Main metric: {title}; best: **{summary['best']}**" in outputs.report_md.read_text()
+
+
+@pytest.mark.parametrize("key, value", [("primary_metric", "f1"), ("bootstrap_resamples", 10), ("alpha", 1.5), ("alpha", 0),
                                         ("worst_classes", 0), ("confused_per_class", "two"), ("seed", -1)])
 def test_bad_params_name_the_key(key, value):
     params = {**PARAMS, "report": {**PARAMS["report"], key: value}}

@@ -38,6 +38,22 @@ def family_module(family: str, key_prefix: str | None = None):
     return importlib.import_module(f"{__name__}.{family}")
 
 
+def check_options(family: str, options: dict | None, key_prefix: str | None = None) -> dict:
+    """Validate a family's options without building it (no weights needed): unknown
+    keys, and `trainable`/`dropout` where the family has them. Returns the options
+    merged over the family's DEFAULTS. build() still checks family-specific values."""
+    from stages.models import _common
+
+    key_prefix = key_prefix or f"models.{family}"
+    module = family_module(family, key_prefix)
+    if not isinstance(options or {}, dict):
+        raise ParamError(key_prefix, f"options must be a mapping, got {options!r}")
+    opts = _common.check_options(options or {}, module.DEFAULTS, key_prefix)
+    if "trainable" in opts and "dropout" in opts:
+        _common.check_common(opts, key_prefix)
+    return opts
+
+
 def build_model(
     family: str,
     num_classes: int,

@@ -1,0 +1,184 @@
+"""Check an experiment before running it (not a DVC stage).
+
+    python -m stages.preflight                          # params.yaml as `dvc repro` reads it
+    python -m stages.preflight +experiment=dogs13       # as `dvc exp run -S '+experiment=dogs13'` composes it
+    python -m stages.preflight +experiment=products7 train.seed=1 --params-only
+    python -m stages.preflight --write                  # regenerate params.yaml from conf/ (`make params`)
+
+Every stage's params are validated by that stage's own parser, all at once, so a
+typo in a preset fails in seconds instead of after an hour of training. Unless
+--params-only, it also checks what a run needs on disk: the dataset folder (and
+labels CSV) and, by building each model, its pretrained weights in the offline
+caches. With overrides (Hydra syntax, as given to `dvc exp run -S`), params come
+from conf/ composed exactly as DVC composes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from stages.lib.errors import DataError, ParamError, PipelineError
+
+PARAMS_FILE = Path("params.yaml")
+CONF_DIR, CONFIG_NAME = Path("conf"), "config"  # DVC's defaults (hydra.config_dir / config_name)
+SECTIONS = ("balance", "split", "prepare", "train", "models", "evaluate", "report", "explain")
+MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # becomes train@<name> and file names
+
+
+def compose(overrides: list[str], output: Path) -> None:
+    """Write params composed from conf/ with ``overrides``, through DVC's own composition."""
+    from dvc.utils.hydra import compose_and_dump
+
+    if not (CONF_DIR / f"{CONFIG_NAME}.yaml").is_file():
+        raise ParamError("conf", f"{CONF_DIR / CONFIG_NAME}.yaml not found: run from the repository root")
+    try:
+        compose_and_dump(output, str(CONF_DIR.resolve()), None, CONFIG_NAME, str(Path.cwd()), overrides)
+    except Exception as err:  # hydra's composition errors: unknown preset, bad override syntax, ...
+        raise ParamError(" ".join(overrides) or "conf", f"cannot compose: {err}") from err
+
+
+def param_checks(params: dict) -> list[tuple[str, callable]]:
+    """(label, check) pairs: each stage's own validation of the params it reads."""
+    from stages import balance, evaluate, explain, prepare, report, split, train
+    from stages.models import check_options
+
+    def sizes() -> list[int]:
+        return prepare.parse_params(params.get("prepare"))["image_sizes"]
+
+    checks = [
+        ("params", lambda: _known_sections(params)),
+        ("balance", lambda: balance.parse_params(params.get("balance"))),
+        ("split", lambda: split.parse_params(params.get("split"))),
+        ("prepare", sizes),
+        ("train", lambda: train.parse_run_params(params.get("train"))),
+    ]
+    models = params.get("models")
+    if not isinstance(models, dict) or not models:
+        checks.append(("models", lambda: _fail("models", "expected at least one model")))
+        models = {}
+    for name, values in models.items():
+        def model(name=name, values=values):
+            if not MODEL_NAME.match(str(name)):
+                raise ParamError(f"models.{name}", "model names may hold only letters, digits, '_', '.', '-'")
+            cfg = train.parse_model_params(name, values, sizes())
+            check_options(cfg["family"], cfg["options"], f"models.{name}")
+        checks.append((f"models.{name}", model))
+    checks += [
+        ("evaluate", lambda: evaluate.parse_eval_params(params.get("evaluate"))),
+        ("report", lambda: report.parse_params(params)),
+        ("explain", lambda: explain.parse_params(params)),
+    ]
+    return checks
+
+
+def asset_checks(params: dict) -> list[tuple[str, callable]]:
+    """(label, check) pairs for what a run reads from disk: dataset and pretrained weights."""
+    from stages import balance, prepare, train
+
+    checks = [("dataset", lambda: _check_dataset(balance.parse_params(params["balance"])))]
+    sizes = prepare.parse_params(params["prepare"])["image_sizes"]
+    for name, values in params["models"].items():
+        checks.append((f"weights of models.{name}", lambda name=name, values=values:
+                       _build(name, train.parse_model_params(name, values, sizes))))
+    return checks
+
+
+def _known_sections(params: dict) -> None:
+    unknown = sorted(set(params) - set(SECTIONS))
+    if unknown:
+        raise ParamError(unknown[0], f"unknown section; known: {', '.join(SECTIONS)}")
+
+
+def _fail(key: str, message: str) -> None:
+    raise ParamError(key, message)
+
+
+def _check_dataset(cfg) -> str:
+    """The dataset folder exists, and so does the labels CSV with its columns (``cfg``:
+    balance's parsed params). Images themselves are checked by the balance stage."""
+    source = Path(cfg.source).expanduser()
+    if not source.is_dir():
+        raise DataError(f"dataset folder {cfg.source} not found (balance.source); see the README's "
+                        "dataset section for where to put it")
+    if cfg.labels is None:
+        return f"{cfg.source}: {sum(1 for e in source.iterdir() if e.is_dir())} sub-folders"
+    import pandas as pd
+
+    csv = source / cfg.labels.csv
+    if not csv.is_file():
+        raise DataError(f"labels CSV {csv} not found (balance.labels.csv)")
+    columns = list(pd.read_csv(csv, nrows=0).columns)
+    for key in ("file_column", "label_column"):
+        column = getattr(cfg.labels, key)
+        if column not in columns:
+            raise ParamError(f"balance.labels.{key}",
+                             f"{column!r} is not a column of {csv}; columns: {', '.join(map(str, columns))}")
+    return f"{csv}: columns {cfg.labels.file_column!r}, {cfg.labels.label_column!r}"
+
+
+def _build(name: str, cfg: dict) -> str:
+    """Build the model as train@<name> will: loads pretrained weights from the offline caches."""
+    import keras
+
+    from stages.models import build_model
+
+    model = build_model(cfg["family"], 2, cfg["image_size"], cfg["options"], f"models.{name}")
+    count = model.count_params()
+    keras.backend.clear_session()
+    return f"{cfg['family']} at {cfg['image_size']} px builds ({count / 1e6:.2f} M parameters)"
+
+
+def run_checks(checks: list[tuple[str, callable]]) -> list[PipelineError]:
+    """Run every check, print one line each, and return the failures (not just the first)."""
+    failures = []
+    for label, check in checks:
+        try:
+            detail = check()
+        except PipelineError as err:
+            failures.append(err)
+            print(f"FAIL {label}: {err}", flush=True)
+        else:
+            print(f"ok   {label}" + (f": {detail}" if isinstance(detail, str) else ""), flush=True)
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.preflight", description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides as for `dvc exp run -S`, "
+                        "e.g. +experiment=dogs13 train.seed=1")
+    parser.add_argument("--params-only", action="store_true", help="validate params only (no dataset, no weights)")
+    parser.add_argument("--write", action="store_true", help=f"write the composed params to {PARAMS_FILE}")
+    args = parser.parse_args(argv)
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = PARAMS_FILE
+            if args.overrides or args.write:
+                path = PARAMS_FILE if args.write else Path(tmp) / "params.yaml"
+                compose(args.overrides, path)
+                print(f"composed conf/ with {args.overrides or 'no overrides'} -> "
+                      f"{PARAMS_FILE if args.write else 'a temporary params file'}")
+            params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except PipelineError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+
+    failures = run_checks(param_checks(params))
+    if not failures and not args.params_only:
+        failures = run_checks(asset_checks(params))
+    if failures:
+        print(f"preflight: {len(failures)} problem(s)", file=sys.stderr)
+        # A params problem (exit 2) is reported over a data one (exit 3): fix params first.
+        return ParamError.exit_code if any(isinstance(f, ParamError) for f in failures) else failures[0].exit_code
+    print("preflight: ok" + (" (params only)" if args.params_only else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

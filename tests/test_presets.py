@@ -1,0 +1,139 @@
+"""The study presets (conf/experiment/*.yaml): they compose, through DVC's Hydra support,
+to the studies' params, pass every stage's validation, and give the expected DAG.
+Presets are validated here, not trained (their datasets and weights are not offline)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import yaml
+
+from conftest import REPO, run
+from stages import preflight
+
+DOGS = {"models": {"vit", "mobilenet_v2"}, "select": "fewest", "epochs": 5, "patience": 0}
+EXPECTED = {
+    "dogs13": {**DOGS, "num_classes": 13},
+    "dogs28": {**DOGS, "num_classes": 28},
+    "products7": {"models": {"mobilevitv2", "resnet50"}, "select": "all", "epochs": 50, "patience": 5},
+}
+
+
+def composed(overrides: list[str], tmp_path, monkeypatch) -> dict:
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "params.yaml"
+    preflight.compose(overrides, out)
+    return yaml.safe_load(out.read_text())
+
+
+def dag_edges(repo) -> tuple[set[str], set[tuple[str, str]]]:
+    dot = run(["dvc", "dag", "--dot"], repo).stdout
+    edges = set(re.findall(r'"([^"]+)"\s*->\s*"([^"]+)"', dot))
+    nodes = set(re.findall(r'^\s*"([^"]+)"\s*;?\s*$', dot, re.M)) | {n for e in edges for n in e}
+    return nodes, edges
+
+
+def queued_params(repo) -> dict[str, dict]:
+    """Params of every experiment in `dvc exp show --json`, by experiment name."""
+    found = {}
+    for row in json.loads(run(["dvc", "exp", "show", "--json"], repo).stdout):
+        for exp in row.get("experiments") or []:
+            for rev in exp["revs"]:
+                found[rev["name"]] = rev["data"]["params"]["params.yaml"]["data"]
+    return found
+
+
+def test_committed_params_yaml_is_the_composed_default(tmp_path, monkeypatch):
+    """`dvc repro` reads params.yaml, `dvc exp run` recomposes it from conf/: they must agree
+    byte for byte (else an exp run silently changes params). Fix: `make params`."""
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "params.yaml"
+    preflight.compose([], out)
+    assert (REPO / "params.yaml").read_text() == out.read_text()
+
+
+@pytest.mark.parametrize("preset", sorted(EXPECTED))
+def test_preset_composes_to_the_study_and_validates(preset, tmp_path, monkeypatch):
+    want = EXPECTED[preset]
+    params = composed([f"+experiment={preset}"], tmp_path, monkeypatch)
+    assert set(params["models"]) == want["models"]
+    assert params["prepare"]["image_sizes"] == [224]
+    for name, model in params["models"].items():
+        assert model["image_size"] == 224 and model["batch_size"] == 32, name
+        assert model["epochs"] == want["epochs"] and model["early_stopping"]["patience"] == want["patience"], name
+    balance = params["balance"]
+    assert balance["select"] == want["select"] and balance["images_per_class"] == 150
+    if preset.startswith("dogs"):
+        assert balance["num_classes"] == want["num_classes"]
+        assert balance["source"].endswith("Images") and balance["labels"]["csv"] is None
+        vit, mnv2 = params["models"]["vit"], params["models"]["mobilenet_v2"]
+        assert vit["preset"] == "vit_base_patch16_224_imagenet21k" and vit["trainable"] == "full"
+        assert (mnv2["weights"], mnv2["trainable"], mnv2["alpha"]) == ("imagenet", "frozen", 1.0)
+        assert re.match(balance["class_name_pattern"], "n02085620-Chihuahua").group(1) == "Chihuahua"
+        assert params["report"]["primary_metric"] == "accuracy"
+    else:
+        assert [params["split"][s] for s in ("train", "val", "test")] == ["2/3", "1/6", "1/6"]
+        assert balance["labels"]["csv"].endswith(".csv") and balance["labels"]["level"] == 0
+        assert params["models"]["mobilevitv2"]["width"] == 1.0
+        assert all(m["weights"] == "imagenet" for m in params["models"].values())
+        assert params["report"]["primary_metric"] == "macro_f1"
+
+    # Every stage's own parser accepts the composed params (checks only: no data, no weights here).
+    assert preflight.main([f"+experiment={preset}", "--params-only"]) == 0
+
+
+def test_preflight_reports_every_bad_param_and_a_missing_dataset(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    code = preflight.main(["+experiment=products7", "models.resnet50.epochs=0", "split.test=7/6", "--params-only"])
+    out = capsys.readouterr().out
+    assert code == 2
+    assert "FAIL models.resnet50: params.yaml: models.resnet50.epochs" in out
+    assert "FAIL split: params.yaml: split.test" in out
+    assert "ok   models.mobilevitv2" in out  # the others are still checked
+
+    assert preflight.main(["+experiment=nope", "--params-only"]) == 2
+    assert "dogs13" in capsys.readouterr().err  # hydra lists the available presets
+
+    # Not --params-only: the dataset folder is checked (it is not in the repository).
+    code = preflight.main(["+experiment=dogs13", "balance.source=" + str(tmp_path / "absent")])
+    out = capsys.readouterr().out
+    assert code == 3 and f"FAIL dataset: dataset folder {tmp_path / 'absent'} not found" in out
+
+
+@pytest.mark.parametrize("preset", sorted(EXPECTED))
+def test_preset_gives_the_expected_dag_with_readable_stage_names(preset, repo_copy, tmp_path, monkeypatch):
+    params = composed([f"+experiment={preset}"], tmp_path, monkeypatch)
+    (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    nodes, edges = dag_edges(repo_copy)
+    models = EXPECTED[preset]["models"]
+    per_model = {f"{stage}@{m}" for stage in ("train", "evaluate") for m in models}
+    assert nodes == {"digits", "balance", "split", "prepare", "report", "explain"} | per_model
+    assert {("balance", "split"), ("split", "prepare")} <= edges
+    for m in models:
+        assert {("prepare", f"train@{m}"), (f"train@{m}", f"evaluate@{m}"), (f"evaluate@{m}", "report"),
+                (f"train@{m}", "explain"), (f"evaluate@{m}", "explain")} <= edges, m
+    assert ("digits", "balance") not in edges  # the study reads its own dataset folder
+
+
+def test_exp_run_composes_preset_then_set_params_and_drops_hand_edits(repo_copy):
+    """DVC's Hydra pitfalls: `-S` values must win over the preset, and a hand edit of
+    params.yaml is replaced by the composition (the README says: edit conf/, not params.yaml)."""
+    run(["dvc", "exp", "run", "--queue", "-n", "dogs13-seed7", "-S", "+experiment=dogs13",
+         "-S", "train.seed=7", "-S", "models.vit.epochs=2", "-S", "balance.num_classes=5"], repo_copy)
+    path = repo_copy / "params.yaml"
+    edited = yaml.safe_load(path.read_text())
+    edited["train"]["seed"] = 99
+    path.write_text(yaml.safe_dump(edited, sort_keys=False))
+    run(["dvc", "exp", "run", "--queue", "-n", "plain"], repo_copy)
+
+    params = queued_params(repo_copy)
+    exp = params["dogs13-seed7"]
+    assert set(exp["models"]) == {"vit", "mobilenet_v2"}
+    assert exp["train"]["seed"] == 7 and exp["balance"]["num_classes"] == 5
+    assert exp["models"]["vit"]["epochs"] == 2 and exp["models"]["mobilenet_v2"]["epochs"] == 5
+    assert exp["models"]["vit"]["preset"] == "vit_base_patch16_224_imagenet21k"
+    plain = params["plain"]
+    assert plain["train"]["seed"] == 0  # the hand edit (99) is gone: composed from conf/
+    assert set(plain["models"]) == {"vit", "mobilenet_v2", "resnet50", "mobilevitv2"}
