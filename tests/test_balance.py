@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
-from stages.balance import balance
-from stages.lib.errors import ParamError
+import stages.balance as stage_module
+from stages.balance import balance, parse_params
+from stages.lib.errors import ParamError, run_stage
 
 
 def params(source, **over):
@@ -145,3 +150,384 @@ def test_bad_source_folders(tmp_path, tree):
     (flat / "a.png").write_bytes(b"x")
     with pytest.raises(ParamError, match="1 loose files.*no class sub-folders"):
         balance(params(flat))
+
+
+# --- images_per_class: min ----------------------------------------------------------------------
+
+def add_broken(root, cls: str, n: int = 1):
+    """``n`` undecodable .png files in ``root/cls``: listed as candidates, never counted."""
+    (root / cls).mkdir(exist_ok=True)
+    for i in range(n):
+        (root / cls / f"broken_{i}.png").write_bytes(b"not a png")
+
+
+def test_min_with_all_keeps_every_class_at_its_smallest_decodable_count(tree):
+    # "about 6 per class": a fixed K=6 would drop b, which has 6 files but only 5 decode.
+    root = tree({"a": 6, "b": 5, "c": 7})
+    add_broken(root, "b")
+    add_broken(root, "nothing", 2)  # no decodable image: not a class
+    manifest, report = balance(params(root, select="all", images_per_class="min"))
+    assert sorted(manifest["class_name"].unique()) == ["a", "b", "c"]
+    assert manifest.groupby("class_name").size().tolist() == [5, 5, 5]
+    assert report["images_per_class"] == 5 and report["images_per_class_rule"] == "min"
+    same, _ = balance(params(root, select="all", images_per_class=5))
+    assert manifest.equals(same)  # min only picks K; selection is the numeric rule's
+    fixed, report = balance(params(root, select="all", images_per_class=6))
+    assert sorted(fixed["class_name"].unique()) == ["a", "c"]
+    assert report["images_per_class_rule"] == 6
+
+
+def test_min_with_names_is_the_smallest_named_class(tree):
+    root = tree(DOGS_LIKE)
+    manifest, report = balance(params(root, select="names", class_names=["g9", "f6", "d5"], images_per_class="min"))
+    assert sorted(manifest["class_name"].unique()) == ["d5", "f6", "g9"]  # i2 / h3 elsewhere do not set K
+    assert manifest.groupby("class_name").size().tolist() == [5, 5, 5]
+    assert report["images_per_class"] == 5
+
+
+@pytest.mark.parametrize(
+    "over, words",
+    [
+        (dict(select="fewest", images_per_class="min"), "fewest needs a number"),
+        (dict(select="all", images_per_class="max"), "integer >= 1 or 'min'"),
+        (dict(select="all", images_per_class="MIN"), "integer >= 1 or 'min'"),
+        (dict(select="all", images_per_class=2.5), "integer >= 1 or 'min'"),
+    ],
+)
+def test_min_params_errors(over, words):
+    with pytest.raises(ParamError) as err:
+        parse_params(params("/nowhere", **over))
+    assert err.value.key == "balance.images_per_class" and words in str(err.value)
+    assert parse_params(params("/nowhere", select="names", class_names=["a", "b"], images_per_class="min")
+                        ).images_per_class == "min"
+
+
+@pytest.mark.parametrize(
+    "counts, broken, over, words",
+    [
+        ({"a": 5, "b": 2}, {}, dict(select="all"), ["'min' resolves to 2", "b (2 decodable", "train, val and test"]),
+        ({"a": 5, "b": 4}, {"c": 3}, dict(select="names", class_names=["a", "c"]), ["resolves to 0", "c (0 decodable"]),
+        ({"a": 5}, {"b": 2}, dict(select="all"), ["needs 2 classes", "only 1 of 2 classes has one (a (5))"]),
+    ],
+)
+def test_min_too_small_names_the_class(tree, counts, broken, over, words):
+    root = tree(counts)
+    for cls, n in broken.items():
+        add_broken(root, cls, n)
+    with pytest.raises(ParamError) as err:
+        balance(params(root, images_per_class="min", **over))
+    assert err.value.key == "balance.images_per_class"
+    for w in words:
+        assert w in str(err.value)
+
+
+# --- class_name_pattern: the Stanford Dogs layout ---------------------------------------------
+
+DOG_PATTERN = r"^n\d+-(.+)$"
+
+
+def jpg_bytes(seed: int, size: int = 8) -> bytes:
+    rng = np.random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def make_dogs(root, counts: dict[str, int]):
+    """Stanford Dogs' layout: ``root/Images/<wordnet id>-<breed>/<id>_<i>.jpg``."""
+    for b, (folder, n) in enumerate(sorted(counts.items())):
+        (root / "Images" / folder).mkdir(parents=True)
+        for i in range(n):
+            (root / "Images" / folder / f"{folder.split('-')[0]}_{i}.jpg").write_bytes(jpg_bytes(b * 100 + i))
+    return root / "Images"
+
+
+DOGS = {"n02085620-Chihuahua": 5, "n02085782-Japanese_spaniel": 6, "n02085936-Maltese_dog": 4,
+        "n02086079-Pekinese": 3, "n02086240-Shih-Tzu": 7}
+
+
+def test_dog_breed_folders_fewest_with_pattern(tmp_path):
+    images = make_dogs(tmp_path, DOGS)
+    manifest, report = balance(params(images, num_classes=3, images_per_class=4, class_name_pattern=DOG_PATTERN))
+    # Pekinese (3) has too few; the next three by count are 4, 5 and 6 images.
+    assert sorted(manifest["class_name"].unique()) == ["Chihuahua", "Japanese_spaniel", "Maltese_dog"]
+    assert manifest.groupby("class_name").size().tolist() == [4, 4, 4]
+    for row in manifest.itertuples():  # the path is still the real folder, so `prepare` finds the file
+        assert (images / row.path).is_file() and row.path.split("/")[0].endswith(f"-{row.class_name}")
+    assert report["classes"]["Chihuahua"] == {"label": 0, "decodable": 5, "renamed_from": "n02085620-Chihuahua"}
+    _, unmapped = balance(params(images, num_classes=3, images_per_class=4))
+    assert unmapped["classes"]["n02085620-Chihuahua"] == {"label": 0, "decodable": 5}
+
+
+def test_class_names_refer_to_the_mapped_names(tmp_path):
+    images = make_dogs(tmp_path, DOGS)
+    manifest, _ = balance(params(images, select="names", class_names=["Shih-Tzu", "Pekinese"], images_per_class=3,
+                                 class_name_pattern=DOG_PATTERN))
+    assert sorted(manifest["class_name"].unique()) == ["Pekinese", "Shih-Tzu"]
+    with pytest.raises(ParamError, match="balance.class_names.*n02086079-Pekinese.*available: Chihuahua"):
+        balance(params(images, select="names", class_names=["Shih-Tzu", "n02086079-Pekinese"],
+                       class_name_pattern=DOG_PATTERN))
+
+
+def test_a_name_the_pattern_does_not_match_stays_as_is(tmp_path):
+    images = make_dogs(tmp_path, {"n02085620-Chihuahua": 3, "pug": 3})
+    manifest, _ = balance(params(images, select="all", class_name_pattern=DOG_PATTERN))
+    assert sorted(manifest["class_name"].unique()) == ["Chihuahua", "pug"]
+
+
+def test_two_folders_mapping_to_one_class_is_an_error(tmp_path):
+    images = make_dogs(tmp_path, {"n02085620-Chihuahua": 3, "n09999999-Chihuahua": 3, "n02086240-Shih-Tzu": 3})
+    with pytest.raises(ParamError) as err:
+        balance(params(images, select="all", class_name_pattern=DOG_PATTERN))
+    assert err.value.key == "balance.class_name_pattern"
+    assert "n02085620-Chihuahua" in str(err.value) and "n09999999-Chihuahua" in str(err.value)
+
+
+# --- labels from a CSV: the Flipkart product layout -------------------------------------------
+
+FLIPKART_CSV = "flipkart_com-ecommerce_sample_1050.csv"
+TREES = {  # category tree -> number of products
+    "Home Furnishing >> Curtains & Accessories >> Curtains": 3,
+    "Home Furnishing >> Bed Linen >> Bedsheets": 2,
+    "Watches >> Wrist Watches": 4,
+    "Baby Care >> Baby Bath & Skin >> Baby Bath Towels": 4,
+}
+
+
+def product_rows(trees: dict[str, int], wrap: bool = True) -> list[dict]:
+    rows = []
+    for t, (tree, n) in enumerate(trees.items()):
+        for i in range(n):
+            name = hashlib.md5(f"{t}-{i}".encode()).hexdigest() + ".jpg"
+            label = json.dumps([f"{tree} >> Product {t}-{i} (213 cm, Multicolor)"]) if wrap else tree
+            rows.append({"image": name, "product_category_tree": label, "description": 'Key "Features",\nnew line'})
+    return rows
+
+
+def make_products(root, rows: list[dict], on_disk: list[str] | None = None):
+    """``root/<csv>`` plus ``root/Images/<file>`` for every row (or for ``on_disk``)."""
+    (root / "Images").mkdir(parents=True)
+    names = on_disk if on_disk is not None else sorted({r["image"] for r in rows})
+    for i, name in enumerate(names):
+        (root / "Images" / name).write_bytes(jpg_bytes(1000 + i))
+    pd.DataFrame(rows).to_csv(root / FLIPKART_CSV, index=False)
+    return root
+
+
+def csv_params(root, level=0, **over):
+    labels = dict(csv=FLIPKART_CSV, file_column="image", label_column="product_category_tree", image_dir="Images",
+                  separator=">>", level=level)
+    labels.update(over.pop("labels", {}))
+    return params(root, select="all", labels=labels, **over)
+
+
+def test_csv_labels_hierarchy_levels_and_json_wrapping(tmp_path):
+    rows = product_rows(TREES)
+    rows[0]["product_category_tree"] = "Home Furnishing >> Curtains & Accessories >> Curtains"  # not wrapped
+    root = make_products(tmp_path / "flipkart", rows)
+    snapshot = sorted((p.relative_to(root).as_posix(), p.read_bytes()) for p in root.rglob("*") if p.is_file())
+
+    manifest, report = balance(csv_params(root, level=0, images_per_class=4))
+    labels = dict(zip(manifest["class_name"], manifest["label"], strict=True))
+    assert labels == {"Baby Care": 0, "Home Furnishing": 1, "Watches": 2}
+    assert report["classes"]["Home Furnishing"]["decodable"] == 5
+    assert report["labels_csv"] == FLIPKART_CSV and report["missing"] == 0 and report["rejected"] == 0
+    for row in manifest.itertuples():  # relative to source, as `prepare` reads <source>/<path>
+        assert row.path.startswith("Images/") and row.path.endswith(".jpg")
+        assert row.sha256 == hashlib.sha256((root / row.path).read_bytes()).hexdigest()
+        assert (row.width, row.height) == (8, 8)
+
+    manifest, _ = balance(csv_params(root, level=1, images_per_class=2))
+    assert sorted(manifest["class_name"].unique()) == [
+        "Baby Bath & Skin", "Bed Linen", "Curtains & Accessories", "Wrist Watches"
+    ]
+    # Levels count from the leaf too: the wrapped labels end in a product name, the unwrapped one in "Curtains".
+    _, report = balance(csv_params(root, level=-1, images_per_class=1))
+    assert len(report["classes"]) == 13
+    assert {"Curtains", "Product 2-0 (213 cm, Multicolor)"} <= set(report["classes"])
+    with pytest.raises(ParamError, match="balance.images_per_class.*largest has 1 image files"):
+        balance(csv_params(root, level=-1, images_per_class=2))
+    _, report = balance(csv_params(root, level=-2, images_per_class=2))
+    assert set(report["classes"]) == {"Baby Bath Towels", "Bedsheets", "Curtains", "Wrist Watches"}
+    assert report["classes"]["Curtains"]["decodable"] == 2  # the unwrapped row is "Curtains & Accessories" here
+    assert sorted((p.relative_to(root).as_posix(), p.read_bytes()) for p in root.rglob("*") if p.is_file()) == snapshot
+
+
+def test_csv_manifest_prepares_unchanged(tmp_path):
+    from stages.prepare import prepare
+
+    root = make_products(tmp_path / "flipkart", product_rows(TREES))
+    manifest, _ = balance(csv_params(root, images_per_class=4))
+    splits = pd.concat([manifest.assign(split=s) for s in ("train", "val", "test")], ignore_index=True)
+    meta = prepare(splits, str(root), [8], "squash", tmp_path / "prepared")
+    assert meta["rows"] == {"train": 12, "val": 12, "test": 12}
+
+
+def test_missing_files_and_unusable_rows_are_reported_not_fatal(tmp_path):
+    rows = product_rows(TREES, wrap=False)
+    listed = sorted(r["image"] for r in rows)
+    watch = next(r for r in rows if r["product_category_tree"].startswith("Watches"))
+    rows += [
+        dict(watch),  # an identical duplicate row: counts once
+        {"image": "gone_1.jpg", "product_category_tree": "Watches >> Wrist Watches"},
+        {"image": "gone_2.jpg", "product_category_tree": "Baby Care >> Soap"},
+        {"image": "../../outside.jpg", "product_category_tree": "Watches"},
+        {"image": "/etc/passwd", "product_category_tree": "Watches"},
+        {"image": "no_label.jpg", "product_category_tree": "[]"},
+        {"image": "", "product_category_tree": "Watches"},
+    ]
+    root = make_products(tmp_path / "flipkart", rows, on_disk=[*listed, "no_label.jpg", "unlisted.jpg"])
+
+    manifest, report = balance(csv_params(root, images_per_class=4))
+    assert report["missing"] == 2
+    assert report["missing_files"] == [{"path": "Images/gone_1.jpg", "reason": "not found"},
+                                       {"path": "Images/gone_2.jpg", "reason": "not found"}]
+    assert report["classes"]["Watches"]["decodable"] == 4  # the duplicate counted once
+    reasons = {r["path"]: r["reason"] for r in report["rejected_rows"]}
+    assert set(reasons) == {"../../outside.jpg", "/etc/passwd", "Images/no_label.jpg", ""}
+    assert "outside" in reasons["../../outside.jpg"] and "absolute" in reasons["/etc/passwd"]
+    assert reasons["Images/no_label.jpg"] == "empty label" and reasons[""] == "empty file name"
+    assert report["rejected"] == 4 and report["conflicting_files"] == 0
+    assert report["unlisted"] == 1  # unlisted.jpg is on disk but not in the CSV
+    assert set(manifest["path"]) <= {f"Images/{n}" for n in listed}
+    json.dumps(report)
+
+
+def test_files_listed_with_conflicting_classes_are_left_out(tmp_path):
+    rows = product_rows(TREES, wrap=False)
+    towel = next(r["image"] for r in rows if r["product_category_tree"].startswith("Baby"))
+    curtain = next(r["image"] for r in rows if r["product_category_tree"].endswith("Curtains"))
+    rows += [{"image": towel, "product_category_tree": "Watches >> Wrist Watches"},  # another top category
+             {"image": curtain, "product_category_tree": "Home Furnishing >> Cushions"}]  # same top, other leaf
+    root = make_products(tmp_path / "flipkart", rows)
+
+    _, report = balance(csv_params(root, level=0, images_per_class=3))
+    assert report["conflicting_files"] == 1
+    conflicts = [r for r in report["rejected_rows"] if "conflicting" in r["reason"]]
+    assert [r["path"] for r in conflicts] == [f"Images/{towel}"] * 2
+    assert "Baby Care" in conflicts[0]["reason"] and "Watches" in conflicts[0]["reason"]
+    assert report["classes"]["Baby Care"]["decodable"] == 3 and report["classes"]["Home Furnishing"]["decodable"] == 5
+
+    _, report = balance(csv_params(root, level=-1, images_per_class=1))  # now the curtain's leaves disagree
+    assert report["conflicting_files"] == 2
+
+
+def test_csv_labels_with_a_pattern(tmp_path):
+    rows = [{"image": f"{i}.jpg", "label": f"{code}-{name}"} for i, (code, name) in
+            enumerate([("n1", "Pug"), ("n1", "Pug"), ("n2", "Husky"), ("n2", "Husky"), ("x", "y")])]
+    root = make_products(tmp_path / "csv", rows)
+    labels = dict(file_column="image", label_column="label", separator=None, level=0)
+    manifest, report = balance(csv_params(root, labels=labels, images_per_class=2, class_name_pattern=r"^n\d+-(.+)$"))
+    assert sorted(manifest["class_name"].unique()) == ["Husky", "Pug"]
+    assert report["classes"]["Pug"]["renamed_from"] == "n1-Pug"
+    rows.append({"image": "5.jpg", "label": "n3-Pug"})
+    root = make_products(tmp_path / "csv2", rows)
+    with pytest.raises(ParamError, match="balance.class_name_pattern.*'n1-Pug' and 'n3-Pug'"):
+        balance(csv_params(root, labels=labels, images_per_class=2, class_name_pattern=r"^n\d+-(.+)$"))
+
+
+@pytest.mark.parametrize(
+    "labels, key, words",
+    [
+        (dict(label_column="category"), "balance.labels.label_column", "columns: image, product_category_tree, desc"),
+        (dict(file_column="file"), "balance.labels.file_column", "no column 'file'"),
+        (dict(csv="labels/other.csv"), "balance.labels.csv", "file not found: "),
+        (dict(level=3), "balance.labels.level", "the deepest has 3"),
+        (dict(level=-4), "balance.labels.level", "no label"),
+        (dict(image_dir="Imgs"), "balance.labels.image_dir", "folder not found"),
+        (dict(image_dir="."), "balance.labels.image_dir", "none of the 13 files"),
+    ],
+)
+def test_bad_csv_params_name_the_key(tmp_path, labels, key, words):
+    root = make_products(tmp_path / "flipkart", product_rows(TREES, wrap=False))
+    with pytest.raises(ParamError) as err:
+        balance(csv_params(root, labels=labels))
+    assert err.value.key == key
+    assert words in str(err.value)
+    if key == "balance.labels.csv":
+        assert str(root / "labels/other.csv") in str(err.value)
+
+
+def test_unreadable_csv(tmp_path):
+    root = make_products(tmp_path / "flipkart", product_rows(TREES))
+    (root / FLIPKART_CSV).write_bytes(b"image,product_category_tree\n\xff\xfe\x00bad,\x81\n")
+    with pytest.raises(ParamError, match=r"balance.labels.csv: cannot read .*flipkart_com.*UnicodeDecodeError"):
+        balance(csv_params(root))
+
+
+# --- params are validated without the data ----------------------------------------------------
+
+def test_parse_params_needs_no_data_and_accepts_old_param_dicts():
+    old = params("/nowhere/at/all")
+    parsed = parse_params(old)
+    assert parsed.labels is None and parsed.class_name_pattern is None and parsed.num_classes == 2
+    parsed = parse_params(params("/nowhere", labels={"csv": "a/b.csv", "level": -1}, class_name_pattern=DOG_PATTERN))
+    assert parsed.labels.csv == "a/b.csv" and parsed.labels.level == -1 and parsed.labels.file_column == "image"
+    assert parsed.labels.label_column == "label" and parsed.labels.image_dir == "." and parsed.labels.separator == ">>"
+    assert parsed.class_name_pattern.pattern == DOG_PATTERN
+    assert parse_params(params("/nowhere", labels={"csv": None, "level": 2})).labels is None  # folder mode
+
+
+@pytest.mark.parametrize(
+    "over, key, words",
+    [
+        (dict(class_name_pattern="n(\\d+"), "balance.class_name_pattern", "invalid regular expression"),
+        (dict(class_name_pattern="^n\\d+-.+$"), "balance.class_name_pattern", "has 0"),
+        (dict(class_name_pattern="^(n\\d+)-(.+)$"), "balance.class_name_pattern", "has 2"),
+        (dict(class_name_pattern=5), "balance.class_name_pattern", "regular expression"),
+        (dict(labels="labels.csv"), "balance.labels", "expected a mapping"),
+        (dict(labels={"csv": "l.csv", "colum": "x"}), "balance.labels.colum", "unknown key"),
+        (dict(labels={"csv": "l.csv", "level": "leaf"}), "balance.labels.level", "integer"),
+        (dict(labels={"csv": "../l.csv"}), "balance.labels.csv", "inside balance.source"),
+        (dict(labels={"csv": "/data/l.csv"}), "balance.labels.csv", "inside balance.source"),
+        (dict(labels={"csv": None, "image_dir": "/data"}), "balance.labels.image_dir", "inside balance.source"),
+        (dict(labels={"csv": "l.csv", "label_column": ""}), "balance.labels.label_column", "empty"),
+        (dict(select="all", num_classes="ten"), "balance.num_classes", "integer"),
+        (dict(select="names", class_names=["a"]), "balance.class_names", "at least 2"),
+        (dict(select="names", class_names=["a", "a"]), "balance.class_names", "more than once"),
+    ],
+)
+def test_parse_params_errors_name_the_key(over, key, words):
+    with pytest.raises(ParamError) as err:
+        parse_params(params("/nowhere", **over))
+    assert err.value.key == key and words in str(err.value)
+
+
+# --- the stage entry point ----------------------------------------------------------------------
+
+def run_main(monkeypatch, tmp_path, values) -> int:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(stage_module, "stage_params", lambda stage: {"balance": values})
+    try:
+        run_stage(stage_module.main)
+    except SystemExit as exit_:
+        return exit_.code
+    return 0
+
+
+def test_main_warns_about_missing_files_and_fails_cleanly_on_bad_params(tmp_path, monkeypatch, capsys):
+    rows = product_rows(TREES) + [{"image": "gone.jpg", "product_category_tree": '["Watches >> X"]'}]
+    root = make_products(tmp_path / "flipkart", rows, on_disk=[r["image"] for r in rows[:-1]])
+    out = tmp_path / "run"
+    out.mkdir()
+
+    assert run_main(monkeypatch, out, csv_params(root, images_per_class=4)) == 0
+    err = capsys.readouterr().err
+    assert f"warning: balance: {FLIPKART_CSV}: 1 listed files missing, 0 rows unusable" in err
+    assert json.loads((out / "metrics/data.json").read_text())["missing_files"][0]["path"] == "Images/gone.jpg"
+    assert len(pd.read_csv(out / "data/manifest.csv")) == 12
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    assert run_main(monkeypatch, bad, csv_params(root, labels=dict(label_column="category"))) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "error: params.yaml: balance.labels.label_column: no column 'category'"
+    )
+    assert list(bad.iterdir()) == []  # nothing half-written
+
+
+def test_main_prints_the_resolved_k(tree, tmp_path, monkeypatch, capsys):
+    root = tree({"a": 4, "b": 6})
+    assert run_main(monkeypatch, tmp_path, params(root, select="all", images_per_class="min")) == 0
+    assert "2 classes x 4 images (images_per_class: min) = 8" in capsys.readouterr().out
+    assert json.loads((tmp_path / "metrics/data.json").read_text())["images_per_class"] == 4

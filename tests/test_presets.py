@@ -13,11 +13,12 @@ import yaml
 from conftest import REPO, run
 from stages import preflight
 
-DOGS = {"models": {"vit", "mobilenet_v2"}, "select": "fewest", "epochs": 5, "patience": 0}
+DOGS = {"models": {"vit", "mobilenet_v2"}, "select": "fewest", "images_per_class": 150, "epochs": 5, "patience": 0}
 EXPECTED = {
     "dogs13": {**DOGS, "num_classes": 13},
     "dogs28": {**DOGS, "num_classes": 28},
-    "products7": {"models": {"mobilevitv2", "resnet50"}, "select": "all", "epochs": 50, "patience": 5},
+    "products7": {"models": {"mobilevitv2", "resnet50"}, "select": "all", "images_per_class": "min", "epochs": 50,
+                  "patience": 5},
 }
 
 
@@ -64,7 +65,7 @@ def test_preset_composes_to_the_study_and_validates(preset, tmp_path, monkeypatc
         assert model["image_size"] == 224 and model["batch_size"] == 32, name
         assert model["epochs"] == want["epochs"] and model["early_stopping"]["patience"] == want["patience"], name
     balance = params["balance"]
-    assert balance["select"] == want["select"] and balance["images_per_class"] == 150
+    assert balance["select"] == want["select"] and balance["images_per_class"] == want["images_per_class"]
     if preset.startswith("dogs"):
         assert balance["num_classes"] == want["num_classes"]
         assert balance["source"].endswith("Images") and balance["labels"]["csv"] is None
