@@ -353,6 +353,24 @@ def test_csv_labels_hierarchy_levels_and_json_wrapping(tmp_path):
     assert sorted((p.relative_to(root).as_posix(), p.read_bytes()) for p in root.rglob("*") if p.is_file()) == snapshot
 
 
+@pytest.mark.parametrize("cell, parts", [
+    ('["Computers >> Laptops >> 15.6" Laptop"]', ["Computers", "Laptops", '15.6" Laptop']),  # not JSON
+    ('["Watches >> Wrist \\ Watches"]', ["Watches", "Wrist \\ Watches"]),  # a stray backslash, not JSON
+    ('["Baby Care >> Soap"]', ["Baby Care", "Soap"]),
+])
+def test_wrapped_labels_that_are_not_valid_json_still_give_their_levels(cell, parts):
+    from stages.lib.labels import label_parts
+
+    assert label_parts(cell, ">>") == parts
+
+
+def test_bracketed_label_that_is_no_list_is_rejected():
+    from stages.lib.labels import label_parts
+
+    with pytest.raises(ValueError, match="not valid JSON"):
+        label_parts("[Watches >> Wrist Watches]", ">>")
+
+
 def test_csv_manifest_prepares_unchanged(tmp_path):
     from stages.prepare import prepare
 

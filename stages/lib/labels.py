@@ -114,7 +114,11 @@ def label_parts(cell: str, separator: str) -> list[str]:
         try:
             values = json.loads(text)
         except json.JSONDecodeError:
-            raise ValueError(f"label looks like a list but is not valid JSON: {text[:80]!r}") from None
+            # Scraped catalogues write product names with stray quotes or backslashes
+            # (`["Computers >> Laptops >> 15.6" Laptop"]`): the wrapper alone still tells the label.
+            if not (text.startswith('["') and text.endswith('"]')):
+                raise ValueError(f"label looks like a list but is not valid JSON: {text[:80]!r}") from None
+            values = [text[2:-2]]
         if len(values) > 1 or not all(isinstance(v, str) for v in values):
             raise ValueError(f"expected a list holding one label, got {text[:80]!r}")
         text = values[0].strip() if values else ""
