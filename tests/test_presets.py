@@ -103,6 +103,47 @@ def test_preflight_reports_every_bad_param_and_a_missing_dataset(tmp_path, monke
     assert code == 3 and f"FAIL dataset: dataset folder {tmp_path / 'absent'} not found" in out
 
 
+def test_preflight_passes_where_the_products_dataset_and_weights_are_in_place(tmp_path, monkeypatch, capsys):
+    """The offline setup the README describes: the dataset folder with its CSV, and the
+    pretrained weights under the exact Keras cache names (random weights made here)."""
+    import socket
+
+    import keras
+    import kimm
+
+    root = tmp_path / "flipkart"
+    (root / "Images").mkdir(parents=True)
+    (root / "flipkart_com-ecommerce_sample_1050.csv").write_text(
+        "uniq_id,image,product_category_tree\n1,a.jpg,\"[\"\"Watches >> Wrist Watches\"\"]\"\n")
+    home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    (home / "models").mkdir(parents=True)
+    keras.applications.ResNet50(include_top=False, input_shape=(32, 32, 3), weights=None).save(
+        home / "models" / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    (home / "kimm_models").mkdir()
+    kimm.models.MobileViTV2W100(input_shape=(32, 32, 3), weights=None).save(
+        home / "kimm_models" / "mobilevitv2w100_mobilevitv2_100.cvnets_in1k.keras")
+    keras.backend.clear_session()
+
+    def refuse(*args, **kwargs):  # offline: a download attempt would fail, not hang
+        raise socket.gaierror(socket.EAI_NONAME, "network disabled by test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.chdir(REPO)
+    assert preflight.main(["+experiment=products7", f"balance.source={root}"]) == 0
+    out = capsys.readouterr().out
+    assert f"ok   dataset: {root / 'flipkart_com-ecommerce_sample_1050.csv'}" in out
+    assert "ok   weights of models.resnet50: resnet50 at 224 px builds (23." in out
+    assert "ok   weights of models.mobilevitv2: mobilevitv2 at 224 px builds (4." in out
+
+    # A wrong column is named with the columns the CSV has.
+    assert preflight.main(["+experiment=products7", f"balance.source={root}", "balance.labels.label_column=tree",
+                           "--params-only"]) == 0  # a params-only check reads no file...
+    assert preflight.main(["+experiment=products7", f"balance.source={root}",
+                           "balance.labels.label_column=tree"]) == 2  # ...the full one does
+    assert "columns: uniq_id, image, product_category_tree" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("preset", sorted(EXPECTED))
 def test_preset_gives_the_expected_dag_with_readable_stage_names(preset, repo_copy, tmp_path, monkeypatch):
     params = composed([f"+experiment={preset}"], tmp_path, monkeypatch)
