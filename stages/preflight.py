@@ -108,18 +108,11 @@ def _check_dataset(cfg) -> str:
                         "dataset section for where to put it")
     if cfg.labels is None:
         return f"{cfg.source}: {sum(1 for e in source.iterdir() if e.is_dir())} sub-folders"
-    import pandas as pd
+    from stages.lib.labels import read_table
 
-    csv = source / cfg.labels.csv
-    if not csv.is_file():
-        raise DataError(f"labels CSV {csv} not found (balance.labels.csv)")
-    columns = list(pd.read_csv(csv, nrows=0).columns)
-    for key in ("file_column", "label_column"):
-        column = getattr(cfg.labels, key)
-        if column not in columns:
-            raise ParamError(f"balance.labels.{key}",
-                             f"{column!r} is not a column of {csv}; columns: {', '.join(map(str, columns))}")
-    return f"{csv}: columns {cfg.labels.file_column!r}, {cfg.labels.label_column!r}"
+    table = read_table(source, cfg.labels)  # the balance stage's reader: same checks, same messages
+    return f"{source / cfg.labels.csv}: {len(table)} rows, columns {cfg.labels.file_column!r}, " \
+           f"{cfg.labels.label_column!r}"
 
 
 def _build(name: str, cfg: dict) -> str:
