@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stage commands call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test dag params check clean
+.PHONY: install repro test dag params check bench clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,16 @@ params: install
 # Validate a preset and check its dataset and weights: make check EXP=dogs13
 check: install
 	$(BIN)/python -m stages.preflight $(if $(EXP),+experiment=$(EXP))
+
+# Every benchmark script, one after another (each prints its figures and writes benchmarks/<name>.csv).
+# input_pipeline.py reads the prepared tensors: `dvc repro prepare` makes them (a no-op when up to date).
+bench: install
+	$(BIN)/dvc repro prepare
+	$(BIN)/python benchmarks/input_pipeline.py
+	$(BIN)/python benchmarks/study_runtime.py
+	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/gpu_training.py
+	$(BIN)/python benchmarks/frozen_features.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

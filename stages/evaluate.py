@@ -1,11 +1,12 @@
 """Stage `evaluate@<model>`: test-set predictions, quality metrics and inference cost of one model.
 
-Usage: ``python -m stages.evaluate <model>``. Reads ``data/models/<model>.keras``
-and the test split at the model's input size, and writes
+Usage: ``python -m stages.evaluate <model> --seed <seed>`` (one run: a model trained with
+one seed). Reads ``data/models/<model>/s<seed>.keras`` and the test split at the model's
+input size, and writes
 
-- ``data/predictions/<model>.csv``: path, label, class_name, pred_label, pred_class
+- ``data/predictions/<model>/s<seed>.csv``: path, label, class_name, pred_label, pred_class
   and one ``prob:<class_name>`` column per class (label order), in test-split order;
-- ``metrics/eval/<model>.json``: accuracy, top-3 accuracy, macro/weighted F1, log loss,
+- ``metrics/eval/<model>/s<seed>.json``: accuracy, top-3 accuracy, macro/weighted F1, log loss,
   ECE, per-class precision/recall/F1, test evaluation time and throughput, batch-1
   latency, model size and parameter counts.
 
@@ -167,15 +168,16 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> None:
-    name, params, model_params = model_stage_params("evaluate", argv)
+    name, seed, params, model_params = model_stage_params("evaluate", argv)
     batch_size = Section(model_params, f"models.{name}").int("batch_size", minimum=1)
     cfg = parse_eval_params(params.get("evaluate"))
-    m = evaluate(name, model_path(name), PREPARED, batch_size, cfg, predictions_path(name), eval_metrics_path(name))
+    preds, metrics = predictions_path(name, seed), eval_metrics_path(name, seed)
+    m = evaluate(f"{name}-{seed}", model_path(name, seed), PREPARED, batch_size, cfg, preds, metrics)
     print(
-        f"evaluate@{name}: accuracy {m['accuracy']:.4f}, top-3 {m['top3_accuracy']:.4f}, "
+        f"evaluate@{name}-{seed}: accuracy {m['accuracy']:.4f}, top-3 {m['top3_accuracy']:.4f}, "
         f"macro-F1 {m['macro_f1']:.4f}, log loss {m['log_loss']:.4f}, ECE {m['ece']:.4f} on "
         f"{m['num_test_images']} images; {m['infer_img_per_s']:.0f} img/s, batch-1 {m['latency_ms_b1']:.1f} ms "
-        f"-> {predictions_path(name)}, {eval_metrics_path(name)}"
+        f"-> {preds}, {metrics}"
     )
 
 

@@ -31,7 +31,7 @@ import pandas as pd
 from stages.lib import explain_figures, gradcam, layout, shap_maps
 from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import atomic_output, read_csv, write_json
-from stages.lib.params import Section, stage_params
+from stages.lib.params import Section, stage_params, study_seeds
 from stages.lib.prepared import PREPARED, open_split, read_meta
 from stages.models import load_model
 
@@ -80,6 +80,8 @@ def parse_params(params: dict) -> dict:
         raise ParamError("models", "expected at least one model")
     cfg = {
         "models": list(models),
+        # One run per model is explained: the first seed's (explanations are per model, not statistics).
+        "run_seed": study_seeds(params.get("study"))[0],
         "num_images": p.int("num_images", minimum=1),
         "seed": p.int("seed", minimum=0),
         "min_grid": p.int("min_grid", minimum=1),
@@ -105,14 +107,15 @@ def read_predictions(path: Path, name: str) -> pd.DataFrame:
     return frame
 
 
-def check_same_images(frames: dict[str, pd.DataFrame], folder: Path) -> None:
+def check_same_images(frames: dict[str, pd.DataFrame], folder: Path, seed: int) -> None:
     first, ref = next(iter(frames.items()))
     for name, frame in frames.items():
         if not (list(frame.columns) == list(ref.columns) and len(frame) == len(ref)
                 and (frame["path"].to_numpy() == ref["path"].to_numpy()).all()
                 and (frame["label"].to_numpy() == ref["label"].to_numpy()).all()):
-            raise DataError(f"{folder / f'{name}.csv'} and {folder / f'{first}.csv'} are not the same test images "
-                            f"and classes: re-run `dvc repro evaluate@{name} evaluate@{first}`")
+            raise DataError(f"{layout.predictions_path(name, seed, folder)} and "
+                            f"{layout.predictions_path(first, seed, folder)} are not the same test images and "
+                            f"classes: re-run `dvc repro evaluate@{name}-{seed} evaluate@{first}-{seed}`")
 
 
 def _spread(pool: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> list[int]:
@@ -145,10 +148,10 @@ def select_images(frames: dict[str, pd.DataFrame], num_images: int, seed: int) -
 
 # --- explanation ----------------------------------------------------------------------------
 
-def load(name: str, inputs: Inputs):
-    path = inputs.models / f"{name}.keras"
+def load(name: str, seed: int, inputs: Inputs):
+    path = layout.model_path(name, seed, inputs.models)
     if not path.is_file():
-        raise DataError(f"{path} not found: run `dvc repro train@{name}` first")
+        raise DataError(f"{path} not found: run `dvc repro train@{name}-{seed}` first")
     model = load_model(path)
     shape = tuple(model.input_shape)
     if len(shape) != 4 or shape[1] is None or shape[1] != shape[2]:
@@ -174,7 +177,7 @@ def selected_images(prepared: Path, size: int, paths: list[str], model_path: Pat
 def explain_model(name: str, labels: np.ndarray, paths: list[str], num_classes: int, cfg: dict,
                   inputs: Inputs) -> explain_figures.ModelMaps:
     """Grad-CAM and SHAP of one model on the selected images."""
-    model, path = load(name, inputs)
+    model, path = load(name, cfg["run_seed"], inputs)
     if model.output_shape[-1] != num_classes:
         raise DataError(f"{path} has {model.output_shape[-1]} outputs but the predictions have {num_classes} "
                         f"classes: re-run `dvc repro train@{name}`")
@@ -192,8 +195,10 @@ def explain_model(name: str, labels: np.ndarray, paths: list[str], num_classes: 
 def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) -> dict:
     """Pick the images, explain them with every model, write the figures and metrics; returns the metrics."""
     start = time.perf_counter()
-    frames = {name: read_predictions(inputs.predictions / f"{name}.csv", name) for name in cfg["models"]}
-    check_same_images(frames, inputs.predictions)
+    seed = cfg["run_seed"]
+    frames = {name: read_predictions(layout.predictions_path(name, seed, inputs.predictions), f"{name}-{seed}")
+              for name in cfg["models"]}
+    check_same_images(frames, inputs.predictions, seed)
     ref = next(iter(frames.values()))
     class_names = [c[len("prob:"):] for c in ref.columns if c.startswith("prob:")]
     rows = select_images(frames, cfg["num_images"], cfg["seed"])
@@ -211,7 +216,8 @@ def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) 
                   flush=True)
         explain_figures.overview_figure(explained, range(min(OVERVIEW_ROWS, len(rows))), class_names,
                                         tmp / "overview.png")
-    metrics = {"seconds": round(time.perf_counter() - start, 2), "per_model_seconds": seconds, "images": paths,
+    metrics = {"seconds": round(time.perf_counter() - start, 2), "per_model_seconds": seconds, "run_seed": seed,
+               "images": paths,
                "layers": {name: maps.layer for name, maps in explained.items()},
                "shap_max_evals": cfg["shap_max_evals"], "masker": cfg["masker"], "gradcam_score": "logit"}
     write_json(outputs.metrics, metrics)

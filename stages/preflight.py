@@ -2,7 +2,7 @@
 
     python -m stages.preflight                          # params.yaml as `dvc repro` reads it
     python -m stages.preflight +experiment=dogs13       # as `dvc exp run -S '+experiment=dogs13'` composes it
-    python -m stages.preflight +experiment=products7 train.seed=1 --params-only
+    python -m stages.preflight +experiment=products7 'study.seeds=[0,1]' --params-only
     python -m stages.preflight --write                  # regenerate params.yaml from conf/ (`make params`)
 
 Every stage's params are validated by that stage's own parser, all at once, so a
@@ -27,7 +27,7 @@ from stages.lib.errors import DataError, ParamError, PipelineError
 
 PARAMS_FILE = Path("params.yaml")
 CONF_DIR, CONFIG_NAME = Path("conf"), "config"  # DVC's defaults (hydra.config_dir / config_name)
-SECTIONS = ("balance", "split", "prepare", "train", "models", "evaluate", "report", "explain")
+SECTIONS = ("balance", "split", "prepare", "study", "train", "models", "evaluate", "report", "explain")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # becomes train@<name> and file names
 
 
@@ -46,6 +46,7 @@ def compose(overrides: list[str], output: Path) -> None:
 def param_checks(params: dict) -> list[tuple[str, callable]]:
     """(label, check) pairs: each stage's own validation of the params it reads."""
     from stages import balance, evaluate, explain, prepare, report, split, train
+    from stages.lib.params import study_seeds
     from stages.models import check_options
 
     def sizes() -> list[int]:
@@ -56,6 +57,7 @@ def param_checks(params: dict) -> list[tuple[str, callable]]:
         ("balance", lambda: balance.parse_params(params.get("balance"))),
         ("split", lambda: split.parse_params(params.get("split"))),
         ("prepare", sizes),
+        ("study", lambda: study_seeds(params.get("study"))),
         ("train", lambda: train.parse_run_params(params.get("train"))),
     ]
     models = params.get("models")
@@ -144,7 +146,7 @@ def run_checks(checks: list[tuple[str, callable]]) -> list[PipelineError]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.preflight", description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides as for `dvc exp run -S`, "
-                        "e.g. +experiment=dogs13 train.seed=1")
+                        "e.g. +experiment=dogs13 'study.seeds=[0,1]'")
     parser.add_argument("--params-only", action="store_true", help="validate params only (no dataset, no weights)")
     parser.add_argument("--write", action="store_true", help=f"write the composed params to {PARAMS_FILE}")
     args = parser.parse_args(argv)

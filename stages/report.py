@@ -1,18 +1,21 @@
 """Stage `report`: compare every model on the same test images, with tables, paired tests and figures.
 
-Usage: ``python -m stages.report``. Reads, for each model of the ``models`` section
-(in params order), ``metrics/eval/<model>.json``, ``data/predictions/<model>.csv``,
-``metrics/train/<model>.json`` and the dvclive curves in ``plots/train/<model>/``,
-plus sample test images from ``data/prepared/``. Writes
+Usage: ``python -m stages.report``. Reads every run -- each model of the ``models``
+section (in params order) trained with each seed of ``study.seeds`` --:
+``metrics/eval/<model>/s<seed>.json``, ``data/predictions/<model>/s<seed>.csv``,
+``metrics/train/<model>/s<seed>.json`` and the dvclive curves in
+``plots/train/<model>/s<seed>/``, plus sample test images from ``data/prepared/``. Writes
 
-- ``metrics/comparison.csv`` / ``.md``: one row per model (quality, cost, training time);
-- ``metrics/comparison.json``: per pair, McNemar's exact test, paired-bootstrap CIs of the
-  accuracy and macro-F1 differences and a verdict; the best model by each metric;
+- ``metrics/comparison.csv``: one row per run (model, seed, quality, cost, training time);
+- ``metrics/comparison.md``: one row per model, mean +/- sd [95 % CI] over its runs;
+- ``metrics/comparison.json``: per model and metric the statistics over runs; per pair the
+  paired t-test and Wilcoxon test over seeds (Holm-corrected across pairs), the per-run
+  McNemar tests (Holm-corrected within each run) and a one-sentence verdict;
 - ``plots/report/``: every figure (PNG), built as one folder atomically;
 - ``plots/report.md``: the Markdown report linking them.
 
-Params: ``report`` (bootstrap_resamples, seed, alpha, worst_classes,
-confused_per_class), ``models`` (names and families) and ``evaluate.ece_bins``.
+Params: ``report`` (primary_metric, alpha, worst_classes, confused_per_class),
+``models`` (names and families), ``study`` (seeds) and ``evaluate.ece_bins``.
 """
 
 from __future__ import annotations
@@ -26,20 +29,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.lib import figures, layout
-from stages.lib.compare import compare_all
+from stages.lib import figures, layout, over_runs
+from stages.lib.compare import mcnemar_exact
 from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import atomic_output, read_csv, write_csv, write_json
 from stages.lib.metrics import mean_probability_matrix, reliability_bins, worst_classes
-from stages.lib.params import Section, stage_params
+from stages.lib.params import Section, stage_params, study_seeds
 from stages.lib.prepared import PREPARED, open_split, read_meta
 
 PRIMARY_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}  # key -> how the report names it
-REPORT_KEYS = ("primary_metric", "bootstrap_resamples", "seed", "alpha", "worst_classes", "confused_per_class")
+REPORT_KEYS = ("primary_metric", "alpha", "worst_classes", "confused_per_class")
 EVAL_COLUMNS = ("accuracy", "top3_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "eval_time_s",
                 "infer_img_per_s", "latency_ms_b1", "model_size_mb", "params_total", "params_trainable")
 TRAIN_COLUMNS = ("fit_time_s", "epochs_run", "time_per_trainable_param")
-COLUMNS = ("model", "family", *EVAL_COLUMNS, *TRAIN_COLUMNS)
+COLUMNS = ("model", "family", "seed", *EVAL_COLUMNS, *TRAIN_COLUMNS)
+# Summarised over runs (mean, sd, 95 % CI) in comparison.json and the Markdown tables.
+QUALITY = ("accuracy", "top3_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
+COST = ("eval_time_s", "infer_img_per_s", "latency_ms_b1", "fit_time_s", "epochs_run")
+CONFIDENCE = 0.95
 # Markdown number formats; the CSV keeps full precision.
 FORMATS = {"infer_img_per_s": ",.1f", "eval_time_s": ".2f", "latency_ms_b1": ".2f", "model_size_mb": ".2f",
            "params_total": ",.0f", "params_trainable": ",.0f", "fit_time_s": ".1f", "epochs_run": ".0f",
@@ -75,7 +82,7 @@ class Outputs:
 # --- params ---------------------------------------------------------------------------------
 
 def parse_params(params: dict) -> dict:
-    """Validate the `report` section, the model names/families and evaluate.ece_bins."""
+    """Validate the `report` section, the model names/families, study.seeds and evaluate.ece_bins."""
     p = Section(params.get("report"), "report", known=REPORT_KEYS)
     alpha = p.raw("alpha")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
@@ -88,8 +95,7 @@ def parse_params(params: dict) -> dict:
     evaluate = Section(params.get("evaluate"), "evaluate")
     return {
         "primary_metric": p.choice("primary_metric", PRIMARY_METRICS, default="accuracy"),
-        "resamples": p.int("bootstrap_resamples", minimum=1000),
-        "seed": p.int("seed", minimum=0),
+        "seeds": study_seeds(params.get("study")),
         "alpha": float(alpha),
         "worst_classes": p.int("worst_classes", minimum=1),
         "confused_per_class": p.int("confused_per_class", minimum=1),
@@ -145,29 +151,33 @@ def read_history(folder: Path, name: str) -> pd.DataFrame:
     return history.sort_values("epoch", ignore_index=True)
 
 
-def load_model_inputs(name: str, inputs: Inputs) -> dict:
-    eval_path, train_path = inputs.eval / f"{name}.json", inputs.train / f"{name}.json"
-    evaluation, training = _read_json(eval_path, f"evaluate@{name}"), _read_json(train_path, f"train@{name}")
-    _require(evaluation, EVAL_COLUMNS, eval_path, f"evaluate@{name}")
-    _require(training, TRAIN_COLUMNS, train_path, f"train@{name}")
+def load_run_inputs(name: str, seed: int, inputs: Inputs) -> dict:
+    """One run's evaluation, training metrics, predictions and curves."""
+    run = f"{name}-{seed}"
+    eval_path = layout.eval_metrics_path(name, seed, inputs.eval)
+    train_path = layout.train_metrics_path(name, seed, inputs.train)
+    evaluation, training = _read_json(eval_path, f"evaluate@{run}"), _read_json(train_path, f"train@{run}")
+    _require(evaluation, EVAL_COLUMNS, eval_path, f"evaluate@{run}")
+    _require(training, TRAIN_COLUMNS, train_path, f"train@{run}")
     return {"eval": evaluation, "train": training,
-            "predictions": read_predictions(inputs.predictions / f"{name}.csv", name),
-            "history": read_history(inputs.curves / name, name)}
+            "predictions": read_predictions(layout.predictions_path(name, seed, inputs.predictions), run),
+            "history": read_history(layout.curves_dir(name, seed, inputs.curves), run)}
 
 
 def check_same_test_set(loaded: dict, inputs: Inputs) -> None:
-    """Paired statistics need every model's rows to be the same images, classes and labels, in order."""
-    first, ref = next(iter(loaded.items()))
+    """Paired statistics need every run's rows to be the same images, classes and labels, in order."""
+    (first, first_seed), ref = next(iter(loaded.items()))
     ref = ref["predictions"]
-    for name, data in loaded.items():
+    for (name, seed), data in loaded.items():
         frame = data["predictions"]
         same = (list(frame.columns) == list(ref.columns) and len(frame) == len(ref)
                 and (frame["path"].to_numpy() == ref["path"].to_numpy()).all()
                 and (frame["label"].to_numpy() == ref["label"].to_numpy()).all())
         if not same:
             raise DataError(
-                f"{inputs.predictions / f'{name}.csv'} and {inputs.predictions / f'{first}.csv'} are not the "
-                f"same test images and classes: re-run `dvc repro evaluate@{name} evaluate@{first}`"
+                f"{layout.predictions_path(name, seed, inputs.predictions)} and "
+                f"{layout.predictions_path(first, first_seed, inputs.predictions)} are not the same test images "
+                f"and classes: re-run `dvc repro evaluate@{name}-{seed} evaluate@{first}-{first_seed}`"
             )
 
 
@@ -186,10 +196,66 @@ def thumbnails(frame: pd.DataFrame, num_classes: int, prepared: Path) -> dict[in
 
 # --- tables ---------------------------------------------------------------------------------
 
-def comparison_table(loaded: dict, families: dict) -> pd.DataFrame:
-    rows = [{"model": name, "family": families[name], **{k: data["eval"][k] for k in EVAL_COLUMNS},
-             **{k: data["train"][k] for k in TRAIN_COLUMNS}} for name, data in loaded.items()]
+def runs_table(loaded: dict, families: dict) -> pd.DataFrame:
+    """One row per run: model, family, seed, then its evaluation and training metrics."""
+    rows = [{"model": name, "family": families[name], "seed": seed, **{k: data["eval"][k] for k in EVAL_COLUMNS},
+             **{k: data["train"][k] for k in TRAIN_COLUMNS}} for (name, seed), data in loaded.items()]
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def model_statistics(runs: pd.DataFrame) -> dict:
+    """model -> metric -> over_runs.summarize of that metric's values over the model's runs."""
+    return {name: {m: over_runs.summarize(group[m].astype(float).tolist(), CONFIDENCE) for m in (*QUALITY, *COST)}
+            for name, group in runs.groupby("model", sort=False)}
+
+
+def mean_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the mean of every numeric column over its runs (for cost figures)."""
+    numeric = runs.drop(columns=["family", "seed"]).groupby("model", sort=False).mean(numeric_only=True)
+    return numeric.reset_index()
+
+
+def _spread_text(s: dict, fmt: str) -> str:
+    if s["std"] is None:
+        return format(s["mean"], fmt)
+    return f"{s['mean']:{fmt}} ± {s['std']:{fmt}} [{s['ci_low']:{fmt}}, {s['ci_high']:{fmt}}]"
+
+
+def summary_table(stats: dict, families: dict, runs: pd.DataFrame, columns, fmt_default: str = ".4f") -> pd.DataFrame:
+    counts = runs.groupby("model", sort=False).size()
+    rows = [{"model": name, "family": families[name], "runs": int(counts[name]),
+             **{c: _spread_text(stats[name][c], FORMATS.get(c, fmt_default).lstrip(",")) for c in columns}}
+            for name in stats]
+    return pd.DataFrame(rows)
+
+
+def mcnemar_runs(names: list[str], seeds: list[int], y_true: np.ndarray, loaded: dict) -> dict:
+    """Per pair, McNemar's exact test in every run; Holm across the pairs of each run (one family per run)."""
+    keys = [f"{a}_vs_{b}" for i, a in enumerate(names) for b in names[i + 1:]]
+    result = {key: {"b": [], "c": [], "p": [], "p_holm": []} for key in keys}
+    for seed in seeds:
+        correct = {n: loaded[(n, seed)]["predictions"]["pred_label"].to_numpy() == y_true for n in names}
+        tests = {key: mcnemar_exact(correct[key.split("_vs_")[0]], correct[key.split("_vs_")[1]]) for key in keys}
+        for key, p_holm in zip(keys, over_runs.holm([tests[k]["p_value"] for k in keys])):
+            for field, value in (("b", tests[key]["b"]), ("c", tests[key]["c"]), ("p", tests[key]["p_value"]),
+                                 ("p_holm", p_holm)):
+                result[key][field].append(value)
+    return result
+
+
+def pair_statistics(names: list[str], runs: pd.DataFrame, seeds: list[int], mcnemar: dict, cfg: dict) -> dict:
+    """Per pair: the paired tests over seeds of the main metric, a verdict, and the per-run McNemar tests."""
+    metric = cfg["primary_metric"]
+    values = {n: [float(runs.loc[(runs["model"] == n) & (runs["seed"] == s), metric].iloc[0]) for s in seeds]
+              for n in names}
+    pairs = over_runs.compare_models(values, cfg["alpha"], CONFIDENCE)
+    for key, pair in pairs.items():
+        a, b = key.split("_vs_")
+        significant_runs = sum(p < cfg["alpha"] for p in mcnemar[key]["p_holm"])
+        pair.update(metric=metric,
+                    verdict=over_runs.verdict(a, b, PRIMARY_METRICS[metric], pair, cfg["alpha"], confidence=CONFIDENCE),
+                    mcnemar={**mcnemar[key], "significant_runs": significant_runs, "runs": len(seeds)})
+    return pairs
 
 
 def _cell(value, fmt: str | None = None) -> str:
@@ -211,16 +277,18 @@ def markdown_table(frame: pd.DataFrame, formats: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ci_text(ci: dict) -> str:
-    return f"{ci['diff']:+.3f} [{ci['low']:+.3f}, {ci['high']:+.3f}]"
+def _p(value) -> str:
+    return "n/a" if value is None else f"{value:.2g}"
 
 
 def pairs_table(pairs: dict) -> pd.DataFrame:
-    rows = [{"pair": key.replace("_vs_", " vs "), "only first right (b)": p["mcnemar"]["b"],
-             "only second right (c)": p["mcnemar"]["c"], "McNemar p": f"{p['mcnemar']['p_value']:.2g}",
-             "accuracy diff [CI]": _ci_text(p["accuracy_diff_ci"]),
-             "macro-F1 diff [CI]": _ci_text(p["macro_f1_diff_ci"]),
-             "verdict": p["verdict"].split(" (")[0]}  # its evidence is in the columns before it
+    rows = [{"pair": key.replace("_vs_", " vs "), "runs": p["n"],
+             "mean diff [95% CI]": "n/a" if p["diff_ci_low"] is None else
+             f"{p['diff_mean']:+.4f} [{p['diff_ci_low']:+.4f}, {p['diff_ci_high']:+.4f}]",
+             "paired t p (Holm)": f"{_p(p['t_p'])} ({_p(p['t_p_holm'])})",
+             "Wilcoxon p (Holm)": f"{_p(p['wilcoxon_p'])} ({_p(p['wilcoxon_p_holm'])})",
+             "McNemar significant runs (Holm)": f"{p['mcnemar']['significant_runs']} of {p['mcnemar']['runs']}",
+             "McNemar p per run (Holm)": ", ".join(_p(x) for x in p["mcnemar"]["p_holm"])}
             for key, p in pairs.items()]
     return pd.DataFrame(rows)
 
@@ -229,25 +297,41 @@ def _rounded(value):
     """Floats to 6 significant digits (not decimals: p-values can be 1e-8) for a stable, readable JSON."""
     if isinstance(value, dict):
         return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
     return float(f"{value:.6g}") if isinstance(value, float) else value
 
 
 # --- figures --------------------------------------------------------------------------------
 
-def draw_figures(folder: Path, loaded: dict, table: pd.DataFrame, class_names: list[str], thumbs: dict,
-                 cfg: dict) -> None:
-    histories = {name: data["history"] for name, data in loaded.items()}
-    test = {name: {"loss": d["eval"]["log_loss"], "accuracy": d["eval"]["accuracy"],
-                   "top3_accuracy": d["eval"]["top3_accuracy"]} for name, d in loaded.items()}
-    figures.study_curves(histories, test, {n: d["eval"]["eval_time_s"] for n, d in loaded.items()},
-                         {n: d["train"]["fit_time_s"] for n, d in loaded.items()}, folder / "study_curves.png")
+def mean_history(histories: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per epoch, the mean and sd (``<column>_sd``) of each curve over the runs that reached it."""
+    stacked = pd.concat(histories, ignore_index=True)
+    grouped = stacked.groupby("epoch", sort=True)
+    mean, sd = grouped.mean(), grouped.std(ddof=1)
+    return pd.concat([mean, sd.add_suffix("_sd")], axis=1).reset_index()
+
+
+def draw_figures(folder: Path, loaded: dict, runs: pd.DataFrame, stats: dict, class_names: list[str],
+                 thumbs: dict, cfg: dict) -> None:
+    names = list(stats)
+    histories = {n: mean_history([d["history"] for (m, _), d in loaded.items() if m == n]) for n in names}
+    test = {n: {"loss": stats[n]["log_loss"]["mean"], "accuracy": stats[n]["accuracy"]["mean"],
+                "top3_accuracy": stats[n]["top3_accuracy"]["mean"]} for n in names}
+    figures.study_curves(histories, test, {n: stats[n]["eval_time_s"]["mean"] for n in names},
+                         {n: stats[n]["fit_time_s"]["mean"] for n in names}, folder / "study_curves.png")
     figures.learning_curves(histories, folder / "learning_curves.png")
-    figures.cost_frontier(table, folder / "cost_frontier.png")
+    figures.cost_frontier(mean_table(runs), folder / "cost_frontier.png")
+    primary = cfg["primary_metric"]
+    figures.runs_strip(runs, primary, PRIMARY_METRICS[primary], {n: stats[n][primary] for n in names},
+                       folder / "runs.png")
     k = len(class_names)
-    for name, data in loaded.items():
-        frame = data["predictions"]
+    prob_columns = [f"prob:{c}" for c in class_names]
+    for name in names:
+        # Every run's test predictions pooled: the per-class picture of the model, not of one seed.
+        frame = pd.concat([d["predictions"] for (m, _), d in loaded.items() if m == name], ignore_index=True)
         y_true, y_pred = frame["label"].to_numpy(), frame["pred_label"].to_numpy()
-        probs = frame[[f"prob:{c}" for c in class_names]].to_numpy()
+        probs = frame[prob_columns].to_numpy()
         figures.confusion_counts(y_true, y_pred, class_names, f"{name}: {MODEL_FIGURES['confusion']}",
                                  folder / f"confusion_{name}.png")
         figures.mean_probability_heatmap(mean_probability_matrix(y_true, probs, k), class_names,
@@ -256,74 +340,87 @@ def draw_figures(folder: Path, loaded: dict, table: pd.DataFrame, class_names: l
         worst = worst_classes(y_true, probs, k=min(cfg["worst_classes"], k),
                               n_confused=min(cfg["confused_per_class"], k - 1))
         figures.worst_classes_figure(worst, class_names, thumbs, folder / f"worst_classes_{name}.png")
-        figures.reliability_diagram(reliability_bins(y_true, probs, bins=cfg["ece_bins"]), data["eval"]["ece"],
+        figures.reliability_diagram(reliability_bins(y_true, probs, bins=cfg["ece_bins"]), stats[name]["ece"]["mean"],
                                     f"{name}: {MODEL_FIGURES['reliability']}", folder / f"reliability_{name}.png")
 
 
 # --- report ---------------------------------------------------------------------------------
 
-def report_markdown(table: pd.DataFrame, pairs: dict, summary: dict, class_names: list[str], n_test: int,
-                    cfg: dict, figure_dir: str) -> str:
-    models = list(table["model"])
-    level = f"{100 * (1 - cfg['alpha']):g}%"
+def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict, class_names: list[str],
+                    n_test: int, cfg: dict, figure_dir: str) -> str:
+    names = list(stats)
+    seeds = cfg["seeds"]
+    primary = PRIMARY_METRICS[summary["primary_metric"]]
     listed = f" ({', '.join(class_names)})" if len(class_names) <= 30 else ""
     parts = [
         "# Model comparison\n",
-        f"Test set: {len(class_names)} classes{listed}, {n_test} test images, the same images for every model.\n",
-        "## Comparison\n",
-        markdown_table(table, FORMATS),
-        f"Main metric: {PRIMARY_METRICS[summary['primary_metric']]}; best: **{summary['best']}** "
-        f"({summary['best_score']:.4f}).\n",
-        f"Best by macro-F1: **{summary['best_by_macro_f1']}**; best by accuracy: "
-        f"**{summary['best_by_accuracy']}**.\n",
-        "## Pairwise significance\n",
+        f"Test set: {len(class_names)} classes{listed}, {n_test} test images, the same images for every run. "
+        f"Every model was trained {len(seeds)} {'time' if len(seeds) == 1 else 'times'}, once per seed of `study.seeds` ({seeds}), on the same "
+        f"data; figures are mean ± standard deviation [95% confidence interval of the mean] over those runs.\n",
+        "## Verdicts\n",
+        f"Main metric: {primary}. Paired t-test over seeds, Holm-corrected across the {len(pairs)} pair(s); "
+        f"significance level {cfg['alpha']:g}.\n",
+    ]
+    parts += [f"- {p['verdict']}." for p in pairs.values()] or ["- Only one model: no pairwise comparison."]
+    parts += [
+        "",
+        f"Best by mean {primary}: **{summary['best']}** ({summary['best_score']:.4f}).\n",
+        "## Quality over runs\n",
+        markdown_table(summary_table(stats, cfg["families"], runs, QUALITY)),
+        "## Cost over runs\n",
+        "Times are in seconds on the machine that ran the pipeline: compare them as ratios within this report.\n",
+        markdown_table(summary_table(stats, cfg["families"], runs, COST, ".2f")),
     ]
     if pairs:
         parts += [
-            f"McNemar's exact test on the images exactly one of the two models classifies correctly, and "
-            f"{level} paired-bootstrap confidence intervals ({cfg['resamples']} resamples of the test images, "
-            f"seed {cfg['seed']}) of the differences first minus second; significance level {cfg['alpha']:g}.\n",
+            "## Pairwise tests\n",
+            f"Differences first minus second in {primary}, paired by seed. The paired t-test is the verdict; "
+            f"the Wilcoxon signed-rank test needs no normality but cannot go below p = 2/2^n "
+            f"({2 / 2 ** len(seeds):.2g} for {len(seeds)} runs). McNemar's exact test compares the two models "
+            f"on the test images within each run (Holm-corrected across pairs within the run): it measures "
+            f"test-set sampling, the seeds measure training randomness.\n",
             markdown_table(pairs_table(pairs)),
         ]
-    else:
-        parts.append("Only one model: no pairwise comparison.\n")
-    parts.append("## Figures\n")
+    parts += ["## Runs\n", f"![{primary} of every run]({figure_dir}/runs.png)\n", "## Figures\n",
+              "Curves are the mean over runs with a ±1 sd band; per-model matrices pool every run's test "
+              "predictions.\n"]
     for stem, caption in MAIN_FIGURES.items():
         parts.append(f"### {caption}\n\n![{caption}]({figure_dir}/{stem}.png)\n")
-    for name in models:
+    for name in names:
         parts.append(f"### {name}\n")
         parts += [f"![{name}: {caption}]({figure_dir}/{stem}_{name}.png)\n" for stem, caption in MODEL_FIGURES.items()]
+    parts.append("## Every run\n")
+    parts.append(markdown_table(runs[["model", "seed", *QUALITY, "fit_time_s", "epochs_run"]], FORMATS))
     return "\n".join(parts)
 
 
 def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) -> dict:
-    """Read every model's results, write all the report's outputs; returns the comparison summary."""
-    loaded = {name: load_model_inputs(name, inputs) for name in cfg["families"]}
+    """Read every run's results, write all the report's outputs; returns the comparison summary."""
+    names, seeds = list(cfg["families"]), cfg["seeds"]
+    loaded = {(name, seed): load_run_inputs(name, seed, inputs) for name in names for seed in seeds}
     check_same_test_set(loaded, inputs)
     frame = next(iter(loaded.values()))["predictions"]
     class_names = [c[len("prob:"):] for c in frame.columns if c.startswith("prob:")]
-    y_true = frame["label"].to_numpy()
-    table = comparison_table(loaded, cfg["families"])
-    preds = {name: data["predictions"]["pred_label"].to_numpy() for name, data in loaded.items()}
-    pairs = _rounded(compare_all(list(loaded), y_true, preds, cfg["resamples"], cfg["seed"], cfg["alpha"]))
+    runs = runs_table(loaded, cfg["families"])
+    stats = model_statistics(runs)
+    pairs = pair_statistics(names, runs, seeds, mcnemar_runs(names, seeds, frame["label"].to_numpy(), loaded), cfg)
     primary = cfg["primary_metric"]
-    best = table.loc[table[primary].idxmax()]
-    summary = {"primary_metric": primary, "best": best["model"], "best_score": round(float(best[primary]), 6),
-               "pairs": pairs, "resamples": cfg["resamples"], "alpha": cfg["alpha"],
-               "best_by_macro_f1": table.loc[table["macro_f1"].idxmax(), "model"],
-               "best_by_accuracy": table.loc[table["accuracy"].idxmax(), "model"]}
+    best = max(names, key=lambda n: stats[n][primary]["mean"])
+    summary = _rounded({"primary_metric": primary, "alpha": cfg["alpha"], "confidence": CONFIDENCE, "seeds": seeds,
+                        "best": best, "best_score": stats[best][primary]["mean"], "models": stats, "pairs": pairs})
     thumbs = thumbnails(frame, len(class_names), inputs.prepared)
 
     with atomic_output(outputs.figures) as tmp:
         tmp.mkdir()
-        draw_figures(tmp, loaded, table, class_names, thumbs, cfg)
+        draw_figures(tmp, loaded, runs, stats, class_names, thumbs, cfg)
     figure_dir = Path(os.path.relpath(outputs.figures, outputs.report_md.parent)).as_posix()
-    write_csv(outputs.table_csv, table)
+    write_csv(outputs.table_csv, runs)
     with atomic_output(outputs.table_md) as tmp:
-        tmp.write_text("# Model comparison\n\n" + markdown_table(table, FORMATS), encoding="utf-8")
+        tmp.write_text("# Model comparison over runs\n\n" + markdown_table(summary_table(stats, cfg["families"], runs,
+                                                                                           QUALITY)), encoding="utf-8")
     write_json(outputs.comparison, summary)
     with atomic_output(outputs.report_md) as tmp:
-        tmp.write_text(report_markdown(table, pairs, summary, class_names, len(frame), cfg, figure_dir),
+        tmp.write_text(report_markdown(runs, stats, pairs, summary, class_names, len(frame), cfg, figure_dir),
                        encoding="utf-8")
     return summary
 
@@ -331,11 +428,10 @@ def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Output
 def main() -> None:
     cfg = parse_params(stage_params("report"))
     summary = build_report(cfg)
-    print(f"report: {len(cfg['families'])} model(s), {len(summary['pairs'])} pair(s); best by "
-          f"{cfg['primary_metric']} (main metric) {summary['best']}; by macro-F1 "
-          f"{summary['best_by_macro_f1']}, by accuracy {summary['best_by_accuracy']} -> {Outputs().report_md}")
-    for key, pair in summary["pairs"].items():
-        print(f"  {key}: {pair['verdict']}")
+    print(f"report: {len(cfg['families'])} model(s) x {len(cfg['seeds'])} seed(s), {len(summary['pairs'])} pair(s); "
+          f"best by mean {cfg['primary_metric']}: {summary['best']} -> {Outputs().report_md}")
+    for pair in summary["pairs"].values():
+        print(f"  {pair['verdict']}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Stage `train@<model>`: train one model of the registry on the prepared tensors.
 
-Usage: ``python -m stages.train <model>``, where ``<model>`` is a key of the
-``models`` section of params.yaml. Its keys are training settings (below) plus
+Usage: ``python -m stages.train <model> --seed <seed>``, where ``<model>`` is a key of
+the ``models`` section of params.yaml and ``<seed>`` one of ``study.seeds`` (dvc.yaml runs
+``train@<model>-<seed>`` for every pair). The seed sets the new layers' initialisation,
+the shuffling and dropout; the data is the same for every seed. Its keys are training settings (below) plus
 the family's own options (see stages/models/<family>.py), e.g.::
 
     models:
@@ -16,6 +18,10 @@ the family's own options (see stages/models/<family>.py), e.g.::
 
 Logs per-epoch train/val loss, accuracy, top-3 accuracy and macro-F1 with
 dvclive, saves the trained model, and writes training cost metrics.
+
+A frozen base with nothing trainable before the head (``trainable: frozen``) is run
+once over train and val; the head then trains on those cached features
+(stages/lib/frozen.py, ``train.cache_frozen_features``), which gives the same head.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from stages.lib.dataset import make_dataset
 from stages.lib.distribute import STRATEGIES, pick_strategy
 from stages.lib.errors import ParamError, run_stage
 from stages.lib.files import atomic_output, write_json
+from stages.lib.frozen import cached_split, split_at_head
 from stages.lib.layout import curves_dir, model_path, train_metrics_path
 from stages.lib.params import Section, model_stage_params
 from stages.lib.prepared import PREPARED, open_split, read_meta
@@ -74,35 +81,47 @@ def parse_model_params(name: str, values: dict, image_sizes: list[int]) -> dict:
     return cfg
 
 
+RUN_FLAGS = ("mixed_precision", "jit_compile", "deterministic", "cache_frozen_features")
+
+
 def parse_run_params(values: dict) -> dict:
-    p = Section(values, "train", known=("seed", "strategy", "mixed_precision", "jit_compile", "deterministic"))
+    p = Section(values, "train", known=("strategy", *RUN_FLAGS))
     flags = {}
-    for flag in ("mixed_precision", "jit_compile", "deterministic"):
-        if not isinstance(p.raw(flag), bool):
-            raise ParamError(p.key(flag), f"expected true or false, got {p.raw(flag)!r}")
-        flags[flag] = p.raw(flag)
-    return {"seed": p.int("seed"), "strategy": p.choice("strategy", STRATEGIES), **flags}
+    for flag in RUN_FLAGS:
+        value = p.raw(flag, True if flag == "cache_frozen_features" else ...)
+        if not isinstance(value, bool):
+            raise ParamError(p.key(flag), f"expected true or false, got {value!r}")
+        flags[flag] = value
+    return {"strategy": p.choice("strategy", STRATEGIES), **flags}
 
 
 class TrainThroughput(keras.callbacks.Callback):
-    """Times the training part of each epoch (validation excluded)."""
+    """Times the training part of each epoch (validation excluded), wall and process CPU."""
 
     def __init__(self):
         super().__init__()
         self.seconds: list[float] = []
+        self.cpu_seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start, self._stopped = time.perf_counter(), False
+        self._start, self._cpu, self._stopped = time.perf_counter(), time.process_time(), False
 
     def on_test_begin(self, logs=None):
         if not self._stopped:
             self.seconds.append(time.perf_counter() - self._start)
+            self.cpu_seconds.append(time.process_time() - self._cpu)
             self._stopped = True
 
+    def steady(self) -> tuple[float, float]:
+        """Mean seconds per epoch and CPU cores busy, epochs after the first (which traces graphs)."""
+        wall = self.seconds[1:] or self.seconds
+        cpu = self.cpu_seconds[1:] or self.cpu_seconds
+        return sum(wall) / len(wall), sum(cpu) / sum(wall)
 
-def train(name: str, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> dict:
-    """Train ``models.<name>``; writes the model, the dvclive logs and the metrics file."""
-    keras.utils.set_random_seed(run["seed"])
+
+def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> dict:
+    """Train ``models.<name>`` with ``seed``; writes the model, the dvclive logs and the metrics file."""
+    keras.utils.set_random_seed(seed)
     if run["deterministic"]:
         tf.config.experimental.enable_op_determinism()
     if run["mixed_precision"]:
@@ -112,12 +131,22 @@ def train(name: str, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> d
     size, batch = cfg["image_size"], cfg["batch_size"]
     train_split, val_split = open_split("train", size, prepared), open_split("val", size, prepared)
     num_classes = len(train_split.class_names)
-    train_ds = make_dataset(train_split, batch, shuffle=True, seed=run["seed"])
-    val_ds = make_dataset(val_split, batch, shuffle=False, seed=run["seed"])
 
     with strategy.scope():
         model = build_model(cfg["family"], num_classes, size, cfg["options"], key_prefix=f"models.{name}")
-        compile_for_training(model, cfg["optimizer"], cfg["learning_rate"], num_classes, run["jit_compile"])
+        parts = split_at_head(model) if run["cache_frozen_features"] else None
+        # Only the model that trains is compiled: the saved file then holds no unbuilt optimizer.
+        trained = parts[1] if parts else model
+        compile_for_training(trained, cfg["optimizer"], cfg["learning_rate"], num_classes, run["jit_compile"])
+    features_time = None
+    if parts:
+        start = time.perf_counter()
+        train_split, val_split = (cached_split(parts[0], s, batch) for s in (train_split, val_split))
+        features_time = time.perf_counter() - start
+        print(f"train@{name}-{seed}: frozen base: features of {len(train_split.labels) + len(val_split.labels)} "
+              f"images computed once in {features_time:.1f} s; training the head on them", flush=True)
+    train_ds = make_dataset(train_split, batch, shuffle=True, seed=seed)
+    val_ds = make_dataset(val_split, batch, shuffle=False, seed=seed)
 
     stop = cfg["early_stopping"]
     throughput = TrainThroughput()
@@ -131,26 +160,25 @@ def train(name: str, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> d
             )
         )
     print(
-        f"train@{name}: {cfg['family']}, {model.count_params():,} parameters, {len(train_split.labels)} train / "
+        f"train@{name}-{seed}: {cfg['family']}, {model.count_params():,} parameters, {len(train_split.labels)} train / "
         f"{len(val_split.labels)} val images at {size} px, batch {batch}, up to {cfg['epochs']} epochs, "
         f"{strategy.num_replicas_in_sync} replica(s)",
         flush=True,
     )
-    with atomic_output(curves_dir(name)) as tmp_live:
+    with atomic_output(curves_dir(name, seed)) as tmp_live:
         # dvcyaml=False / save_dvc_exp=False: dvclive must not rewrite dvc.yaml or create experiments.
         live = Live(str(tmp_live), dvcyaml=False, save_dvc_exp=False, report=None)
         callbacks.append(DVCLiveCallback(live=live))
         start = time.perf_counter()
-        history = model.fit(
+        history = trained.fit(
             train_ds, validation_data=val_ds, epochs=cfg["epochs"], callbacks=callbacks, verbose=2, shuffle=False
         )
-        fit_time = time.perf_counter() - start
+        fit_time = time.perf_counter() - start + (features_time or 0.0)
 
     monitored = history.history[stop["monitor"]]
     best = (min if stop["monitor"] == "val_loss" else max)(range(len(monitored)), key=monitored.__getitem__)
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    # Epoch 1 includes graph tracing; later epochs give the steady-state throughput.
-    steady = throughput.seconds[1:] or throughput.seconds
+    epoch_seconds, cores = throughput.steady()
     metrics = {
         "fit_time_s": round(fit_time, 3),
         "epochs_run": len(monitored),
@@ -158,22 +186,27 @@ def train(name: str, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> d
         "params_total": int(model.count_params()),
         "params_trainable": trainable,
         "time_per_trainable_param": fit_time / trainable if trainable else None,
-        "train_img_per_s": round(len(train_split.labels) / (sum(steady) / len(steady)), 2),
+        "train_img_per_s": round(len(train_split.labels) / epoch_seconds, 2),
+        "train_cpu_cores": round(cores, 2),
+        "cached_features": bool(parts),
+        "features_time_s": None if features_time is None else round(features_time, 3),
+        "seed": seed,
     }
-    with atomic_output(model_path(name)) as tmp_model:
+    with atomic_output(model_path(name, seed)) as tmp_model:
         model.save(tmp_model)
-    write_json(train_metrics_path(name), metrics)
+    write_json(train_metrics_path(name, seed), metrics)
     return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
-    name, params, model_params = model_stage_params("train", argv)
+    name, seed, params, model_params = model_stage_params("train", argv)
     cfg = parse_model_params(name, model_params, read_meta()["image_sizes"])
     run = parse_run_params(params["train"])
-    metrics = train(name, cfg, run)
+    metrics = train(name, seed, cfg, run)
     print(
-        f"train@{name}: {metrics['epochs_run']} epochs in {metrics['fit_time_s']:.1f} s "
-        f"(best {metrics['best_epoch']}), {metrics['train_img_per_s']:.0f} img/s -> {model_path(name)}"
+        f"train@{name}-{seed}: {metrics['epochs_run']} epochs in {metrics['fit_time_s']:.1f} s "
+        f"(best {metrics['best_epoch']}), {metrics['train_img_per_s']:.0f} img/s on "
+        f"{metrics['train_cpu_cores']:.1f} cores -> {model_path(name, seed)}"
     )
 
 

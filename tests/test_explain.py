@@ -12,7 +12,7 @@ import pytest
 from conftest import make_tree
 from stages.evaluate import evaluate, parse_eval_params
 from stages.explain import Inputs, Outputs, check_same_images, explain, parse_params, select_images
-from stages.lib import explain_figures, gradcam, shap_maps
+from stages.lib import explain_figures, gradcam, layout, shap_maps
 from stages.lib.errors import DataError, ParamError
 from stages.models import _common, build_model
 from stages.prepare import prepare
@@ -211,19 +211,21 @@ def test_predictions_of_other_images_are_refused(tmp_path):
     labels = np.arange(10) % 2
     frames = frames_for({"a": np.ones(10, bool), "b": np.ones(10, bool)}, labels)
     frames["b"] = frames["b"].iloc[::-1].reset_index(drop=True)
-    with pytest.raises(DataError, match=r"b\.csv and .*a\.csv are not the same test images"):
-        check_same_images(frames, tmp_path)
+    with pytest.raises(DataError, match=r"b/s0\.csv and .*a/s0\.csv are not the same test images"):
+        check_same_images(frames, tmp_path, 0)
 
 
 # --- params ---------------------------------------------------------------------------------
 
 MODELS = {"vit": {"family": "vit"}, "mobilenet_v2": {"family": "mobilenet_v2"}}
+STUDY = {"seeds": [0, 1]}
 
 
 def test_params_parse():
     cfg = parse_params({"explain": {**EXPLAIN, "layers": {"vit": None, "mobilenet_v2": "block_5_add"}},
-                        "models": MODELS})
+                        "models": MODELS, "study": {"seeds": [3, 1]}})
     assert cfg["models"] == ["vit", "mobilenet_v2"] and cfg["layers"] == {"mobilenet_v2": "block_5_add"}
+    assert cfg["run_seed"] == 3  # the first seed's runs are explained
 
 
 @pytest.mark.parametrize("over, key", [
@@ -237,7 +239,7 @@ def test_params_parse():
 ])
 def test_bad_params_name_the_key(over, key):
     with pytest.raises(ParamError) as err:
-        parse_params({"explain": {**EXPLAIN, **over}, "models": MODELS})
+        parse_params({"explain": {**EXPLAIN, **over}, "models": MODELS, "study": STUDY})
     assert err.value.key == key
 
 
@@ -285,16 +287,17 @@ def stage_inputs(tmp_path_factory):
     built = {"vit": build_model("vit", 3, SIZE, TINY_VIT),
              "mobilenet_v2": build_model("mobilenet_v2", 3, SIZE, dict(weights=None, alpha=0.35, trainable="full"))}
     for name, model in built.items():
-        model.save(inputs.models / f"{name}.keras")
-        evaluate(name, inputs.models / f"{name}.keras", inputs.prepared, 8,
-                 parse_eval_params(dict(ece_bins=5, latency_warmup=0, latency_runs=1)),
-                 inputs.predictions / f"{name}.csv", tmp / "eval" / f"{name}.json")
+        path = layout.model_path(name, 0, inputs.models)
+        path.parent.mkdir(parents=True)
+        model.save(path)
+        evaluate(name, path, inputs.prepared, 8, parse_eval_params(dict(ece_bins=5, latency_warmup=0, latency_runs=1)),
+                 layout.predictions_path(name, 0, inputs.predictions), tmp / "eval" / f"{name}.json")
     return inputs
 
 
 def test_explain_end_to_end(stage_inputs, tmp_path):
     outputs = Outputs(tmp_path / "plots" / "explain", tmp_path / "metrics" / "explain.json")
-    cfg = parse_params({"explain": EXPLAIN, "models": MODELS})
+    cfg = parse_params({"explain": EXPLAIN, "models": MODELS, "study": STUDY})
     metrics = explain(cfg, stage_inputs, outputs)
 
     assert json.loads(outputs.metrics.read_text()) == metrics
@@ -312,7 +315,7 @@ def test_explicit_layer_and_missing_inputs(stage_inputs, tmp_path):
     outputs = Outputs(tmp_path / "plots" / "explain", tmp_path / "metrics" / "explain.json")
     one_model = {"mobilenet_v2": MODELS["mobilenet_v2"]}
     cfg = parse_params({"explain": {**EXPLAIN, "num_images": 1, "layers": {"mobilenet_v2": "block_99_add"}},
-                        "models": one_model})
+                        "models": one_model, "study": STUDY})
     with pytest.raises(ParamError) as err:
         explain(cfg, stage_inputs, outputs)
     assert err.value.key == "explain.layers.mobilenet_v2" and "block_99_add" in str(err.value)
@@ -321,6 +324,6 @@ def test_explicit_layer_and_missing_inputs(stage_inputs, tmp_path):
     cfg["layers"] = {"mobilenet_v2": "block_9_add"}  # 2x2 at 32 px: below min_grid, but named explicitly
     assert explain(cfg, stage_inputs, outputs)["layers"] == {"mobilenet_v2": "block_9_add"}
 
-    cfg = parse_params({"explain": EXPLAIN, "models": {"resnet50": {"family": "resnet50"}}})
-    with pytest.raises(DataError, match=r"resnet50\.csv not found: run `dvc repro evaluate@resnet50`"):
+    cfg = parse_params({"explain": EXPLAIN, "models": {"resnet50": {"family": "resnet50"}}, "study": STUDY})
+    with pytest.raises(DataError, match=r"resnet50/s0\.csv not found: run `dvc repro evaluate@resnet50-0`"):
         explain(cfg, stage_inputs, outputs)

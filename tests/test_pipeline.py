@@ -26,10 +26,10 @@ def lock_outs(repo) -> dict:
 def test_default_pipeline_runs_is_clean_and_reproducible(repo_copy):
     run(["dvc", "repro", "prepare"], repo_copy)
     report = json.loads((repo_copy / "metrics/data.json").read_text())
-    assert report["num_classes"] == 10 and report["num_images"] == 1700
-    assert json.loads((repo_copy / "metrics/split.json").read_text())["sizes"] == {"train": 1190, "val": 255, "test": 255}
+    assert report["num_classes"] == 10 and report["num_images"] == 1200
+    assert json.loads((repo_copy / "metrics/split.json").read_text())["sizes"] == {"train": 840, "val": 180, "test": 180}
     train = open_split("train", 32, repo_copy / "data/prepared")
-    assert train.images.shape == (1190, 32, 32, 3) and train.class_names[0] == "digit_0"
+    assert train.images.shape == (840, 32, 32, 3) and train.class_names[0] == "digit_0"
     assert 0 < train.images.mean() < 255  # real digits, not blank tensors
 
     assert "up to date" in run(["dvc", "status", "--with-deps", "prepare"], repo_copy).stdout
@@ -74,9 +74,16 @@ def test_bad_params_fail_with_the_key_and_write_nothing(repo_copy):
     assert proc.stderr.strip().splitlines()[-1].startswith("error: params.yaml: balance.images_per_class: 5000")
 
 
+def stale_stages(repo) -> set[str]:
+    """Stages `dvc repro` would run: those `dvc status` reports changed (new stages included)."""
+    return set(json.loads(run(["dvc", "status", "--json"], repo).stdout))
+
+
 def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_path):
-    """`dvc repro` of the whole default DAG (train, evaluate, report, explain), shrunk to 1 epoch on 20 images per class."""
+    """`dvc repro` of the whole default DAG (train, evaluate, report, explain) for 2 seeds, shrunk to 1 epoch on
+    20 images per class; adding a seed re-runs only the new runs; dvc push / pull brings back the exact artifacts."""
     set_params(repo_copy, "balance", images_per_class=20)
+    set_params(repo_copy, "study", seeds=[0, 1])
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     for model in params["models"].values():
         model["epochs"] = 1
@@ -86,9 +93,10 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
     families = set(params["models"])
     assert families == {"vit", "mobilenet_v2", "resnet50", "mobilevitv2"}
     for name in families:
-        metrics = json.loads((repo_copy / f"metrics/train/{name}.json").read_text())
-        assert metrics["epochs_run"] == 1 and metrics["params_trainable"] > 0
-        assert (repo_copy / f"data/models/{name}.keras").stat().st_size > 10_000
+        for seed in (0, 1):
+            metrics = json.loads((repo_copy / f"metrics/train/{name}/s{seed}.json").read_text())
+            assert metrics["epochs_run"] == 1 and metrics["params_trainable"] > 0 and metrics["seed"] == seed
+            assert (repo_copy / f"data/models/{name}/s{seed}.keras").stat().st_size > 10_000
     assert "up to date" in run(["dvc", "status"], repo_copy).stdout
     assert json.loads(run(["dvc", "metrics", "show", "--json"], repo_copy).stdout)  # parses, lists metrics
 
@@ -97,15 +105,46 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
     html = (html_dir / "index.html").read_text()
     for name in families:
         for curve in ("train/loss.tsv", "eval/loss.tsv", "eval/macro_f1.tsv", "eval/top3_accuracy.tsv"):
-            assert f"plots/train/{name}/plots/metrics/{curve}" in html
+            assert f"plots/train/{name}/s0/plots/metrics/{curve}" in html
         for figure in ("confusion", "mean_probability", "worst_classes", "reliability"):
             assert f"plots_report_{figure}_{name}.png" in html
-    for figure in ("study_curves", "learning_curves", "cost_frontier"):
+    for figure in ("study_curves", "learning_curves", "cost_frontier", "runs"):
         assert f"plots_report_{figure}.png" in html
     report = (repo_copy / "plots/report.md").read_text()
     assert all(f"| {name} |" in report for name in families)
+    assert "paired t-test over 2 runs" in report
     for name in families:
         assert f"plots_explain_{name}.png" in html
     assert json.loads((repo_copy / "metrics/explain.json").read_text())["seconds"] > 0
     comparison = json.loads((repo_copy / "metrics/comparison.json").read_text())
-    assert len(comparison["pairs"]) == 6 and all("mcnemar" in p for p in comparison["pairs"].values())
+    assert comparison["seeds"] == [0, 1] and set(comparison["models"]) == families
+    assert all(comparison["models"][m]["accuracy"]["n"] == 2 for m in families)
+    assert len(comparison["pairs"]) == 6
+    assert all(len(p["mcnemar"]["p_holm"]) == 2 and p["verdict"] for p in comparison["pairs"].values())
+
+    # Adding a seed: only the new runs and the two stages that read every run are stale.
+    set_params(repo_copy, "study", seeds=[0, 1, 2])
+    new_runs = {f"{stage}@{name}-2" for stage in ("train", "evaluate") for name in families}
+    assert stale_stages(repo_copy) == new_runs | {"report", "explain"}, stale_stages(repo_copy)
+    set_params(repo_copy, "study", seeds=[0, 1])
+    assert stale_stages(repo_copy) == set()
+
+    # Exact artifacts for a reviewer: push to a remote, clone, pull; then nothing re-runs.
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "storage", str(remote)], repo_copy)
+    run(["dvc", "push"], repo_copy)
+    run(["git", "add", "-A"], repo_copy)
+    run(["git", "commit", "-qm", "results"], repo_copy)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(repo_copy), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    for name in families:
+        assert (clone / f"data/models/{name}/s1.keras").read_bytes() == \
+            (repo_copy / f"data/models/{name}/s1.keras").read_bytes()
+        assert (clone / f"data/predictions/{name}/s1.csv").read_text() == \
+            (repo_copy / f"data/predictions/{name}/s1.csv").read_text()
+    assert "up to date" in run(["dvc", "status"], clone).stdout
+    lock = (clone / "dvc.lock").read_text()
+    assert stale_stages(clone) == set()
+    repro = run(["dvc", "repro"], clone).stdout
+    assert "Running stage" not in repro and (clone / "dvc.lock").read_text() == lock

@@ -149,13 +149,15 @@ def test_preset_gives_the_expected_dag_with_readable_stage_names(preset, repo_co
     params = composed([f"+experiment={preset}"], tmp_path, monkeypatch)
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     nodes, edges = dag_edges(repo_copy)
-    models = EXPECTED[preset]["models"]
-    per_model = {f"{stage}@{m}" for stage in ("train", "evaluate") for m in models}
-    assert nodes == {"digits", "balance", "split", "prepare", "report", "explain"} | per_model
+    models, seeds = EXPECTED[preset]["models"], params["study"]["seeds"]
+    assert len(seeds) >= 3  # every study preset rests on repeated runs
+    runs = [f"{m}-{s}" for m in models for s in seeds]
+    per_run = {f"{stage}@{r}" for stage in ("train", "evaluate") for r in runs}
+    assert nodes == {"digits", "balance", "split", "prepare", "report", "explain"} | per_run
     assert {("balance", "split"), ("split", "prepare")} <= edges
-    for m in models:
-        assert {("prepare", f"train@{m}"), (f"train@{m}", f"evaluate@{m}"), (f"evaluate@{m}", "report"),
-                (f"train@{m}", "explain"), (f"evaluate@{m}", "explain")} <= edges, m
+    for r in runs:
+        assert {("prepare", f"train@{r}"), (f"train@{r}", f"evaluate@{r}"), (f"evaluate@{r}", "report"),
+                (f"train@{r}", "explain"), (f"evaluate@{r}", "explain")} <= edges, r
     assert ("digits", "balance") not in edges  # the study reads its own dataset folder
 
 
@@ -163,19 +165,19 @@ def test_exp_run_composes_preset_then_set_params_and_drops_hand_edits(repo_copy)
     """DVC's Hydra pitfalls: `-S` values must win over the preset, and a hand edit of
     params.yaml is replaced by the composition (the README says: edit conf/, not params.yaml)."""
     run(["dvc", "exp", "run", "--queue", "-n", "dogs13-seed7", "-S", "+experiment=dogs13",
-         "-S", "train.seed=7", "-S", "models.vit.epochs=2", "-S", "balance.num_classes=5"], repo_copy)
+         "-S", "study.seeds=[7,8,9]", "-S", "models.vit.epochs=2", "-S", "balance.num_classes=5"], repo_copy)
     path = repo_copy / "params.yaml"
     edited = yaml.safe_load(path.read_text())
-    edited["train"]["seed"] = 99
+    edited["study"]["seeds"] = [99]
     path.write_text(yaml.safe_dump(edited, sort_keys=False))
     run(["dvc", "exp", "run", "--queue", "-n", "plain"], repo_copy)
 
     params = queued_params(repo_copy)
     exp = params["dogs13-seed7"]
     assert set(exp["models"]) == {"vit", "mobilenet_v2"}
-    assert exp["train"]["seed"] == 7 and exp["balance"]["num_classes"] == 5
+    assert exp["study"]["seeds"] == [7, 8, 9] and exp["balance"]["num_classes"] == 5
     assert exp["models"]["vit"]["epochs"] == 2 and exp["models"]["mobilenet_v2"]["epochs"] == 5
     assert exp["models"]["vit"]["preset"] == "vit_base_patch16_224_imagenet21k"
     plain = params["plain"]
-    assert plain["train"]["seed"] == 0  # the hand edit (99) is gone: composed from conf/
+    assert plain["study"]["seeds"] == [0, 1, 2]  # the hand edit ([99]) is gone: composed from conf/
     assert set(plain["models"]) == {"vit", "mobilenet_v2", "resnet50", "mobilevitv2"}

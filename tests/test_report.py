@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.lib import figures
+from stages.lib import figures, layout
 from stages.lib.errors import DataError, ParamError
 from stages.lib.metrics import mean_probability_matrix, reliability_bins, worst_classes
 from stages.report import Inputs, Outputs, build_report, parse_params
@@ -105,15 +105,19 @@ def test_reliability_and_cost_frontier_render(tmp_path, model_data):
 
 # --- the stage ------------------------------------------------------------------------------
 
+SEEDS = [0, 1, 2]
 PARAMS = {
-    "report": {"bootstrap_resamples": 1000, "seed": 0, "alpha": 0.05, "worst_classes": 5, "confused_per_class": 2},
+    "report": {"alpha": 0.05, "worst_classes": 5, "confused_per_class": 2},
     "models": {name: {"family": fam, "image_size": 16} for name, fam in FAMILIES.items()},
+    "study": {"seeds": SEEDS},
     "evaluate": {"ece_bins": 10},
 }
 
 
-def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40) -> Inputs:
-    """Everything `report` reads, as the evaluate/train/prepare stages would have written it."""
+def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS) -> Inputs:
+    """Everything `report` reads, as the evaluate/train/prepare stages would have written it, for every run.
+
+    Model i's accuracy in run (seed) s is 0.9 - 0.1 i + 0.01 s: a planted, consistent difference."""
     inputs = Inputs(*(root / d for d in ("predictions", "eval", "train", "curves", "prepared")))
     rng = np.random.default_rng(1)
     y = np.arange(n) % len(classes)
@@ -124,30 +128,34 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40) -> Inputs:
     pd.DataFrame({"path": paths, "label": y, "class_name": np.array(classes)[y]}).to_csv(
         inputs.prepared / "test.csv", index=False)
     np.save(inputs.prepared / "16px" / "test.npy", rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8))
-    for d in (inputs.predictions, inputs.eval, inputs.train):
-        d.mkdir(parents=True)
     for i, name in enumerate(families):
-        probs = fake_probs(y, len(classes), 2.5 - i, seed=i)
-        pred = probs.argmax(1)
-        frame = pd.DataFrame({"path": paths, "label": y, "class_name": np.array(classes)[y], "pred_label": pred,
-                              "pred_class": np.array(classes)[pred]})
-        frame[[f"prob:{c}" for c in classes]] = probs
-        frame.to_csv(inputs.predictions / f"{name}.csv", index=False)
-        metrics = {k: float(0.9 - 0.1 * i) for k in EVAL_KEYS}
-        metrics.update(eval_time_s=1.0 + i, infer_img_per_s=100.0, latency_ms_b1=5.0 * (i + 1),
-                       model_size_mb=1.5, params_total=10_000 * (i + 1), params_trainable=10_000 * (i + 1),
-                       num_test_images=n, per_class={})
-        (inputs.eval / f"{name}.json").write_text(json.dumps(metrics))
-        (inputs.train / f"{name}.json").write_text(json.dumps(
-            {"fit_time_s": 30.0 * (i + 1), "epochs_run": 5, "best_epoch": 5, "params_total": 10_000 * (i + 1),
-             "params_trainable": 10_000 * (i + 1), "time_per_trainable_param": 0.003, "train_img_per_s": 50.0}))
-        hist = fake_history(5, i)
-        for sub, prefix in (("train", "train"), ("eval", "val")):
-            folder = inputs.curves / name / "plots" / "metrics" / sub
-            folder.mkdir(parents=True)
-            for metric in ("loss", "accuracy", "top3_accuracy", "macro_f1"):
-                pd.DataFrame({"step": hist["epoch"] - 1, metric: hist[f"{prefix}_{metric}"]}).to_csv(
-                    folder / f"{metric}.tsv", sep="\t", index=False)
+        for seed in seeds:
+            probs = fake_probs(y, len(classes), 2.5 - i, seed=10 * i + seed)
+            pred = probs.argmax(1)
+            frame = pd.DataFrame({"path": paths, "label": y, "class_name": np.array(classes)[y], "pred_label": pred,
+                                  "pred_class": np.array(classes)[pred]})
+            frame[[f"prob:{c}" for c in classes]] = probs
+            out = layout.predictions_path(name, seed, inputs.predictions)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(out, index=False)
+            metrics = {k: float(0.9 - 0.1 * i + 0.01 * seed) for k in EVAL_KEYS}
+            metrics.update(eval_time_s=1.0 + i, infer_img_per_s=100.0, latency_ms_b1=5.0 * (i + 1),
+                           model_size_mb=1.5, params_total=10_000 * (i + 1), params_trainable=10_000 * (i + 1),
+                           num_test_images=n, per_class={})
+            for path, values in ((layout.eval_metrics_path(name, seed, inputs.eval), metrics),
+                                 (layout.train_metrics_path(name, seed, inputs.train),
+                                  {"fit_time_s": 30.0 * (i + 1) + seed, "epochs_run": 5, "best_epoch": 5,
+                                   "params_total": 10_000 * (i + 1), "params_trainable": 10_000 * (i + 1),
+                                   "time_per_trainable_param": 0.003, "train_img_per_s": 50.0})):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(values))
+            hist = fake_history(4 + seed, i + seed)  # runs of different lengths (early stopping)
+            for sub, prefix in (("train", "train"), ("eval", "val")):
+                folder = layout.curves_dir(name, seed, inputs.curves) / "plots" / "metrics" / sub
+                folder.mkdir(parents=True)
+                for metric in ("loss", "accuracy", "top3_accuracy", "macro_f1"):
+                    pd.DataFrame({"step": hist["epoch"] - 1, metric: hist[f"{prefix}_{metric}"]}).to_csv(
+                        folder / f"{metric}.tsv", sep="\t", index=False)
     return inputs
 
 
@@ -160,29 +168,56 @@ def test_report_end_to_end(tmp_path):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
     build_report(parse_params(PARAMS), inputs, outputs)
 
-    table = pd.read_csv(outputs.table_csv)
-    assert list(table["model"]) == list(FAMILIES) and list(table["family"]) == list(FAMILIES.values())
+    table = pd.read_csv(outputs.table_csv)  # one row per run
+    assert list(table["model"]) == [m for m in FAMILIES for _ in SEEDS] and list(table["seed"]) == SEEDS * 2
     assert {"accuracy", "latency_ms_b1", "fit_time_s", "epochs_run", "time_per_trainable_param"} <= set(table)
     summary = json.loads(outputs.comparison.read_text())
+    assert summary["seeds"] == SEEDS and summary["best"] == "vit"
+    acc = summary["models"]["vit"]["accuracy"]
+    assert acc["n"] == 3 and acc["mean"] == pytest.approx(0.91) and acc["ci_low"] < 0.91 < acc["ci_high"]
     pair = summary["pairs"]["vit_vs_mobilenet_v2"]
-    assert set(pair["mcnemar"]) == {"b", "c", "p_value"}
-    assert set(pair["accuracy_diff_ci"]) == set(pair["macro_f1_diff_ci"]) == {"diff", "low", "high"}
-    assert isinstance(pair["verdict"], str)
-    assert summary["resamples"] == 1000 and summary["best_by_accuracy"] == "vit"
-    assert "| vit | vit |" in outputs.table_md.read_text()
+    # The planted difference is exactly 0.1 in every run: found, in the right direction.
+    assert pair["diff_mean"] == pytest.approx(0.1) and pair["significant"] and pair["better"] == "vit"
+    assert pair["n"] == 3 and pair["t_p_holm"] == pair["t_p"]  # one pair: Holm changes nothing
+    assert len(pair["mcnemar"]["p"]) == len(pair["mcnemar"]["p_holm"]) == 3
+    assert pair["verdict"].startswith("vit better than mobilenet_v2 on accuracy") and "3 runs" in pair["verdict"]
+    assert "| vit | vit | 3 |" in outputs.table_md.read_text()
 
     pngs = {p.name for p in outputs.figures.iterdir()}
-    expected = {"study_curves.png", "learning_curves.png", "cost_frontier.png"} | {
+    expected = {"study_curves.png", "learning_curves.png", "cost_frontier.png", "runs.png"} | {
         f"{stem}_{m}.png" for m in FAMILIES for stem in ("confusion", "mean_probability", "worst_classes",
                                                          "reliability")}
     assert pngs == expected  # nothing else, no temporary leftovers
     assert not [p for p in outputs.figures.parent.iterdir() if p.name.startswith(".")]
     md = outputs.report_md.read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert {"report/study_curves.png", "report/learning_curves.png", "report/cost_frontier.png"} <= set(links)
+    assert {"report/study_curves.png", "report/learning_curves.png", "report/runs.png"} <= set(links)
     assert all((outputs.report_md.parent / link).is_file() for link in links)
     assert "4 classes" in md and "40 test images" in md and "vit vs mobilenet_v2" in md
+    assert f"- {pair['verdict']}." in md
     assert str(tmp_path) not in md
+
+
+def test_mean_history_band_over_runs_of_different_lengths():
+    from stages.report import mean_history
+
+    a = pd.DataFrame({"epoch": [1, 2, 3], "val_loss": [1.0, 0.5, 0.3]})
+    b = pd.DataFrame({"epoch": [1, 2], "val_loss": [3.0, 1.5]})
+    mean = mean_history([a, b])
+    assert list(mean["epoch"]) == [1, 2, 3]
+    np.testing.assert_allclose(mean["val_loss"], [2.0, 1.0, 0.3])
+    np.testing.assert_allclose(mean["val_loss_sd"][:2], [np.std([1, 3], ddof=1), np.std([0.5, 1.5], ddof=1)])
+    assert np.isnan(mean["val_loss_sd"][2])  # one run reached epoch 3: no spread
+
+
+def test_runs_strip_draws_every_run(tmp_path):
+    runs = pd.DataFrame({"model": ["a"] * 3 + ["b"] * 3, "accuracy": [0.9, 0.91, 0.92, 0.8, 0.82, 0.81]})
+    summary = {"a": {"mean": 0.91, "ci_low": 0.89, "ci_high": 0.93}, "b": {"mean": 0.81, "ci_low": None,
+                                                                          "ci_high": None}}
+    fig = figures.runs_strip(runs, "accuracy", "accuracy", summary, tmp_path / "r.png")
+    assert rendered(fig, tmp_path / "r.png") == 1
+    dots = [c for c in fig.axes[0].collections if len(c.get_offsets()) == 3]
+    assert len(dots) == 2 and "3 runs per model" in fig.axes[0].get_title()
 
 
 def test_report_with_one_model_and_two_classes(tmp_path):
@@ -190,7 +225,7 @@ def test_report_with_one_model_and_two_classes(tmp_path):
     params = {**PARAMS, "models": {"vit": {"family": "vit"}}}
     outputs = outputs_in(tmp_path / "out")
     summary = build_report(parse_params(params), inputs, outputs)
-    assert summary["pairs"] == {} and summary["best_by_macro_f1"] == "vit"
+    assert summary["pairs"] == {} and summary["best"] == "vit"
     assert (outputs.figures / "worst_classes_vit.png").is_file()
     assert "no pairwise comparison" in outputs.report_md.read_text()
 
@@ -200,16 +235,18 @@ def test_primary_metric_names_the_best_model(tmp_path, metric, title):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
     summary = build_report(parse_params({**PARAMS, "report": {**PARAMS["report"], "primary_metric": metric}}),
                            inputs, outputs)
-    table = pd.read_csv(outputs.table_csv)
+    means = pd.read_csv(outputs.table_csv).groupby("model")[metric].mean()
     assert summary["primary_metric"] == metric
-    assert summary["best"] == table.loc[table[metric].idxmax(), "model"]
-    assert summary["best_score"] == pytest.approx(table[metric].max(), abs=1e-6)
-    assert f"Main metric: {title}; best: **{summary['best']}**" in outputs.report_md.read_text()
+    assert summary["best"] == means.idxmax()
+    assert summary["best_score"] == pytest.approx(means.max(), abs=1e-6)
+    md = outputs.report_md.read_text()
+    assert f"Main metric: {title}." in md and f"Best by mean {title}: **{summary['best']}**" in md
 
 
-@pytest.mark.parametrize("key, value", [("primary_metric", "f1"), ("bootstrap_resamples", 10), ("alpha", 1.5), ("alpha", 0),
-                                        ("worst_classes", 0), ("confused_per_class", "two"), ("seed", -1)])
+@pytest.mark.parametrize("key, value", [("primary_metric", "f1"), ("alpha", 1.5), ("alpha", 0),
+                                        ("worst_classes", 0), ("confused_per_class", "two"), ("seed", 0)])
 def test_bad_params_name_the_key(key, value):
+    """Also: the bootstrap's old keys are gone, so a leftover ``seed`` is an unknown key."""
     params = {**PARAMS, "report": {**PARAMS["report"], key: value}}
     with pytest.raises(ParamError, match=f"report.{key}") as err:
         parse_params(params)
@@ -218,15 +255,15 @@ def test_bad_params_name_the_key(key, value):
 
 def test_missing_predictions_name_the_file_and_write_nothing(tmp_path):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
-    (inputs.predictions / "mobilenet_v2.csv").unlink()
-    with pytest.raises(DataError, match=r"mobilenet_v2\.csv not found: run `dvc repro evaluate@mobilenet_v2`"):
+    layout.predictions_path("mobilenet_v2", 1, inputs.predictions).unlink()
+    with pytest.raises(DataError, match=r"mobilenet_v2/s1\.csv not found: run `dvc repro evaluate@mobilenet_v2-1`"):
         build_report(parse_params(PARAMS), inputs, outputs)
     assert not (tmp_path / "out").exists()
 
 
 def test_predictions_of_different_test_images_are_refused(tmp_path):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
-    path = inputs.predictions / "mobilenet_v2.csv"
+    path = layout.predictions_path("mobilenet_v2", 2, inputs.predictions)
     pd.read_csv(path).iloc[::-1].to_csv(path, index=False)  # same rows, other order: pairing would be wrong
-    with pytest.raises(DataError, match=r"mobilenet_v2\.csv and .*vit\.csv are not the same test images"):
+    with pytest.raises(DataError, match=r"mobilenet_v2/s2\.csv and .*vit/s0\.csv are not the same test images"):
         build_report(parse_params(PARAMS), inputs, outputs)

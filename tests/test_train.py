@@ -22,7 +22,12 @@ TINY_VIT = dict(
     early_stopping={"monitor": "val_loss", "patience": 1}, patch_size=4, num_layers=1, num_heads=2,
     hidden_dim=16, mlp_dim=32,
 )
-RUN = dict(seed=0, strategy="auto", mixed_precision=False, jit_compile=False, deterministic=True)
+RUN = dict(strategy="auto", mixed_precision=False, jit_compile=False, deterministic=True)
+# A frozen, randomly initialised MobileNetV2 (no weights offline): the cached-features path applies.
+TINY_FROZEN = dict(
+    family="mobilenet_v2", image_size=32, epochs=3, batch_size=8, optimizer="adam", learning_rate=0.01,
+    early_stopping={"monitor": "val_loss", "patience": 0}, weights=None, trainable="frozen", alpha=0.35,
+)
 
 
 @pytest.fixture
@@ -51,21 +56,23 @@ def test_dataset_yields_every_training_image_once_per_epoch(prepared):
 def test_train_writes_model_metrics_and_dvclive_curves(prepared, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = parse_model_params("tiny", TINY_VIT, [16])
-    metrics = train("tiny", cfg, parse_run_params(RUN), prepared)
+    metrics = train("tiny", 0, cfg, parse_run_params(RUN), prepared)
     assert set(metrics) == {
         "fit_time_s", "epochs_run", "best_epoch", "params_total", "params_trainable",
-        "time_per_trainable_param", "train_img_per_s",
+        "time_per_trainable_param", "train_img_per_s", "train_cpu_cores", "cached_features", "features_time_s",
+        "seed",
     }
+    assert metrics["cached_features"] is False and metrics["features_time_s"] is None  # a ViT trains whole
     assert metrics["epochs_run"] in (1, 2) and 1 <= metrics["best_epoch"] <= metrics["epochs_run"]
     assert metrics["params_trainable"] == metrics["params_total"]  # vit fine-tunes everything
     assert metrics["time_per_trainable_param"] == pytest.approx(metrics["fit_time_s"] / metrics["params_trainable"], rel=1e-2)
-    assert json.loads((tmp_path / "metrics/train/tiny.json").read_text()) == metrics
-    curves = tmp_path / "plots/train/tiny/plots/metrics"
+    assert json.loads((tmp_path / "metrics/train/tiny/s0.json").read_text()) == metrics
+    curves = tmp_path / "plots/train/tiny/s0/plots/metrics"
     for split in ("train", "eval"):
         for name in ("loss", "accuracy", "top3_accuracy", "macro_f1"):
             tsv = pd.read_csv(curves / split / f"{name}.tsv", sep="\t")
             assert len(tsv) == metrics["epochs_run"] and tsv[name].notna().all()
-    model = load_model(tmp_path / "data/models/tiny.keras")
+    model = load_model(tmp_path / "data/models/tiny/s0.keras")
     x = open_split("test", 16, prepared).images[:3]
     probs = model.predict(np.asarray(x), verbose=0)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
@@ -98,7 +105,8 @@ def test_bad_training_params_name_the_key(over, key):
 
 @pytest.mark.parametrize(
     "over, key",
-    [(dict(strategy="tpu_pod"), "train.strategy"), (dict(jit_compile="yes"), "train.jit_compile"), (dict(seed=1.5), "train.seed")],
+    [(dict(strategy="tpu_pod"), "train.strategy"), (dict(jit_compile="yes"), "train.jit_compile"),
+     (dict(cache_frozen_features="yes"), "train.cache_frozen_features"), (dict(seed=1), "train.seed")],
 )
 def test_bad_run_params_name_the_key(over, key):
     with pytest.raises(ParamError) as err:
@@ -121,8 +129,98 @@ def test_train_cli_errors_name_the_key(repo_copy):
     params["models"]["mobilenet_v2"]["weights"] = "no/such/weights.h5"
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro", "prepare"], repo_copy)
-    proc = run(["python", "-m", "stages.train", "mobilenet_v2"], repo_copy, check=False)
+    proc = run(["python", "-m", "stages.train", "mobilenet_v2", "--seed", "0"], repo_copy, check=False)
     assert proc.returncode == 2 and "models.mobilenet_v2.weights" in proc.stderr and "no/such/weights.h5" in proc.stderr
-    assert not (repo_copy / "data/models/mobilenet_v2.keras").exists()
+    assert not (repo_copy / "data/models/mobilenet_v2/s0.keras").exists()
     proc = run(["python", "-m", "stages.train", "nonexistent"], repo_copy, check=False)
     assert proc.returncode != 0 and "nonexistent" in proc.stderr
+    proc = run(["python", "-m", "stages.train", "vit", "--seed", "99"], repo_copy, check=False)  # not in study.seeds
+    assert proc.returncode == 2 and "study.seeds" in proc.stderr
+
+
+def _train_run(prepared, root, monkeypatch, values, seed=0, **run_over):
+    """Train in its own folder; returns (metrics, loaded model, test probabilities)."""
+    root.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(root)
+    metrics = train("m", seed, parse_model_params("m", values, [values["image_size"]]),
+                    parse_run_params(dict(RUN, **run_over)), prepared)
+    model = load_model(root / "data/models/m/s0.keras" if seed == 0 else root / f"data/models/m/s{seed}.keras")
+    x = np.asarray(open_split("test", values["image_size"], prepared).images)
+    return metrics, model, model.predict(x, verbose=0)
+
+
+def test_cached_frozen_features_give_the_uncached_head(tmp_path, monkeypatch):
+    """Exactness: training the head on features computed once equals training the whole frozen model."""
+    prepared = make_prepared_store(tmp_path, size=32)
+    cached, model_c, probs_c = _train_run(prepared, tmp_path / "cached", monkeypatch, TINY_FROZEN)
+    plain, model_p, probs_p = _train_run(prepared, tmp_path / "plain", monkeypatch, TINY_FROZEN,
+                                         cache_frozen_features=False)
+    assert cached["cached_features"] is True and cached["features_time_s"] > 0
+    assert plain["cached_features"] is False and plain["features_time_s"] is None
+    assert cached["params_trainable"] == plain["params_trainable"] == model_c.get_layer("head").count_params()
+    head_c, head_p = model_c.get_layer("head").get_weights(), model_p.get_layer("head").get_weights()
+    for wc, wp in zip(head_c, head_p):
+        np.testing.assert_allclose(wc, wp, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(probs_c, probs_p, rtol=1e-4, atol=1e-5)
+    # The base is untouched and saved with the head: the file is the whole model.
+    for wc, wp in zip(model_c.get_layer("base").get_weights(), model_p.get_layer("base").get_weights()):
+        np.testing.assert_array_equal(wc, wp)
+    # The curves keep their meaning: the same per-epoch train/val losses on both paths.
+    for split in ("train", "eval"):
+        loss_c = pd.read_csv(tmp_path / f"cached/plots/train/m/s0/plots/metrics/{split}/loss.tsv", sep="\t")["loss"]
+        loss_p = pd.read_csv(tmp_path / f"plain/plots/train/m/s0/plots/metrics/{split}/loss.tsv", sep="\t")["loss"]
+        np.testing.assert_allclose(loss_c, loss_p, rtol=1e-4)
+
+
+def test_cached_features_follow_the_base_weights_and_image_size(tmp_path, monkeypatch):
+    """Invalidation: features come from the model being trained, so another base or size gives other features."""
+    from stages.lib.frozen import cached_split, split_at_head
+    from stages.models import build_model
+
+    prepared = make_prepared_store(tmp_path, size=32)
+    make_prepared_store(tmp_path / "big", size=48)
+    split = open_split("train", 32, prepared)
+    feats = {}
+    for key, seed, size, store in (("a", 0, 32, prepared), ("same", 0, 32, prepared), ("seed", 1, 32, prepared),
+                                   ("size", 0, 48, tmp_path / "big/prepared")):
+        import keras
+
+        keras.utils.set_random_seed(seed)  # random-init base: the seed is its weights
+        model = build_model("mobilenet_v2", 3, size, {k: TINY_FROZEN[k] for k in ("weights", "trainable", "alpha")})
+        extractor, head = split_at_head(model)
+        feats[key] = cached_split(extractor, open_split("train", size, store), 8).images
+        # The features are exactly what the model's own base computes for those images.
+        np.testing.assert_allclose(feats[key], extractor.predict(np.asarray(open_split("train", size, store).images),
+                                                                  verbose=0), rtol=1e-5, atol=1e-6)
+    assert feats["a"].shape == (len(split.labels), model.get_layer("head").input.shape[-1])
+    np.testing.assert_array_equal(feats["a"], feats["same"])
+    # atol=0: a random-init frozen base gives tiny activations (~1e-12), compared relatively.
+    assert not np.allclose(feats["a"], feats["seed"], rtol=1e-3, atol=0)  # other base weights, other features
+    assert not np.allclose(feats["a"], feats["size"], rtol=1e-3, atol=0)  # other image size, other features
+
+
+def test_trainable_base_is_not_cached():
+    from stages.lib.frozen import split_at_head
+    from stages.models import build_model
+
+    full = build_model("mobilenet_v2", 3, 32, {"weights": None, "trainable": "full", "alpha": 0.35})
+    assert split_at_head(full) is None
+    frozen = build_model("mobilenet_v2", 3, 32, {"weights": None, "trainable": "frozen", "alpha": 0.35,
+                                                 "dropout": 0.2})
+    extractor, head = split_at_head(frozen)
+    assert [layer.name for layer in head.layers[1:]] == ["head_dropout", "head"]
+    assert head.get_layer("head") is frozen.get_layer("head")  # shared: training one trains the other
+
+
+def test_seeds_change_a_run_and_a_seed_repeats_bit_for_bit(tmp_path, monkeypatch):
+    """Same seed, same machine: identical weights (op determinism). Another seed: another run."""
+    prepared = make_prepared_store(tmp_path)
+    tiny = dict(TINY_VIT, epochs=1, dropout=0.1)
+    _, first, probs_a = _train_run(prepared, tmp_path / "a", monkeypatch, tiny, seed=0)
+    _, again, probs_b = _train_run(prepared, tmp_path / "b", monkeypatch, tiny, seed=0)
+    _, other, probs_c = _train_run(prepared, tmp_path / "c", monkeypatch, tiny, seed=1)
+    for wa, wb in zip(first.get_weights(), again.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(probs_a, probs_b)
+    assert not np.array_equal(probs_a, probs_c)
+    assert not np.array_equal(first.get_layer("head").get_weights()[0], other.get_layer("head").get_weights()[0])

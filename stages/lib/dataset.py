@@ -7,6 +7,8 @@ shuffle is exact and costs no memory however large the split.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -18,17 +20,22 @@ CHUNK_IMAGES = 256
 def make_dataset(
     split: PreparedSplit, batch_size: int, shuffle: bool, seed: int, one_hot: bool = True
 ) -> tf.data.Dataset:
-    """(uint8 images [b, s, s, 3], labels) batches; labels one-hot float32 unless ``one_hot=False``."""
+    """(images, labels) batches; labels one-hot float32 unless ``one_hot=False``.
+
+    ``split.images`` is usually the uint8 [n, s, s, 3] memory map; any array with one
+    row per image works (the frozen-base path passes the base's features here, so the
+    head sees the very batches, in the very order, that the whole model would).
+    """
     # A plain ndarray view of the memory map: indexing an np.memmap builds memmap subclasses.
     images, labels = np.asarray(split.images), split.labels
     num_classes = len(split.class_names)
-    shape = images.shape[1:]
+    shape, dtype = images.shape[1:], tf.as_dtype(images.dtype)
 
     def gather(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.take(images, idx, axis=0), np.take(labels, idx)
 
     def load(idx):
-        x, y = tf.numpy_function(gather, [idx], (tf.uint8, tf.int32), stateful=False)
+        x, y = tf.numpy_function(gather, [idx], (dtype, tf.int32), stateful=False)
         x.set_shape((None, *shape))
         y.set_shape((None,))
         if one_hot:
@@ -42,6 +49,9 @@ def make_dataset(
     # a numpy_function per batch cost ~4 % of MobileNetV2's training throughput on 2 cores.
     chunk = batch_size * max(1, CHUNK_IMAGES // batch_size)
     ds = ds.batch(chunk).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).rebatch(batch_size)
+    # rebatch() loses the cardinality; without it Keras learns the epoch length by running
+    # out of data and warns "Your input ran out of data" every epoch.
+    ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(len(labels) / batch_size)))
     options = tf.data.Options()
     # Under MultiWorkerMirroredStrategy each worker keeps every N-th batch (there are no
     # files to shard by); tf.distribute then splits each global batch across replicas.

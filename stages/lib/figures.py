@@ -7,7 +7,9 @@ global registry: nothing to close, nothing leaks however many are drawn.
 
 A training history is a DataFrame with an ``epoch`` column (1-based) and
 ``train_<metric>`` / ``val_<metric>`` columns for metric in loss, accuracy,
-top3_accuracy, macro_f1 (any may be missing).
+top3_accuracy, macro_f1 (any may be missing). A history averaged over repeated runs
+also has ``<column>_sd`` columns (standard deviation over the runs at that epoch): the
+curves then show the mean with a +/- 1 sd band.
 """
 
 from __future__ import annotations
@@ -71,11 +73,15 @@ def _label_points(ax, xs, ys, names, colors) -> None:
 
 
 def _plot_history(ax, history: pd.DataFrame, metric: str, color) -> None:
-    """Train solid, validation dashed, same colour."""
+    """Train solid, validation dashed, same colour; a band of +/- 1 sd over runs where given."""
     for split, style, name in (("train", "-", "train"), ("val", "--", "validation")):
         col = f"{split}_{metric}"
         if col in history:
             ax.plot(history["epoch"], history[col], style, color=color, label=name)
+            if f"{col}_sd" in history:
+                sd = history[f"{col}_sd"].fillna(0)
+                low = (history[col] - sd).clip(lower=1e-6) if metric == "loss" else history[col] - sd
+                ax.fill_between(history["epoch"], low, history[col] + sd, color=color, alpha=0.15, lw=0)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if metric == "loss":
         ax.set_yscale("log")  # first-epoch losses can be 10x the rest and flatten every later curve
@@ -246,4 +252,34 @@ def cost_frontier(table: pd.DataFrame, path) -> Figure:
             ax.set(xlabel=xlabel, ylabel=f"test {name}", title=f"{name} vs {xlabel.split(' (')[0]}")
             ax.margins(x=0.3, y=0.2)
     fig.suptitle("Quality against cost: up and to the left is better")
+    return _save(fig, path)
+
+
+@styled
+def runs_strip(runs: pd.DataFrame, metric: str, label: str, summary: Mapping[str, Mapping], path) -> Figure:
+    """Every run's ``metric`` per model (one dot per seed), with the mean and its confidence interval.
+
+    ``runs``: one row per run with ``model`` and ``metric`` columns; ``summary``: model ->
+    {mean, ci_low, ci_high} (over_runs.summarize), the interval drawn as a bar.
+    """
+    models = list(dict.fromkeys(runs["model"]))
+    colors = model_colors(models)
+    fig = Figure(figsize=(max(5.0, 1.4 * len(models) + 2), 4.5), layout="constrained")
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)  # horizontal jitter only, so equal values stay visible
+    for i, name in enumerate(models):
+        values = runs.loc[runs["model"] == name, metric].to_numpy(float)
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(values)), values, color=colors[name], s=28, alpha=0.8, zorder=3)
+        s = summary[name]
+        if s.get("ci_low") is not None:
+            ax.errorbar([i + 0.3], [s["mean"]], yerr=[[s["mean"] - s["ci_low"]], [s["ci_high"] - s["mean"]]],
+                        fmt="D", color="0.2", capsize=5, markersize=5, zorder=4)
+        else:
+            ax.plot([i + 0.3], [s["mean"]], "D", color="0.2", markersize=5)
+    ax.set_xticks(range(len(models)), [_wrap(m, 14) for m in models])
+    n = runs.groupby("model").size()
+    ax.set(title=f"{label} of every run (dots) and the mean with its 95% CI (bars), {n.min()}-{n.max()} runs per model"
+           if n.min() != n.max() else f"{label} of every run (dots), mean and 95% CI (bars), {n.min()} runs per model",
+           ylabel=label)
+    ax.title.set_fontsize(10)
     return _save(fig, path)

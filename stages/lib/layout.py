@@ -1,4 +1,12 @@
-"""Where the per-model outputs live: one definition for every stage (dvc.yaml spells the same paths)."""
+"""Where the per-run outputs live: one definition for every stage (dvc.yaml spells the same paths).
+
+A *run* is one model trained with one seed of ``study.seeds``; every run has its own
+model file, metrics, curves and predictions, under a folder per model::
+
+    data/models/<model>/s<seed>.keras        data/predictions/<model>/s<seed>.csv
+    metrics/train/<model>/s<seed>.json       metrics/eval/<model>/s<seed>.json
+    plots/train/<model>/s<seed>/             (dvclive's folder)
+"""
 
 from __future__ import annotations
 
@@ -11,22 +19,26 @@ EVAL_METRICS = Path("metrics/eval")
 TRAIN_CURVES = Path("plots/train")
 
 
-def model_path(name: str) -> Path:
-    return MODELS / f"{name}.keras"
+def run_name(seed: int) -> str:
+    return f"s{seed}"
 
 
-def predictions_path(name: str) -> Path:
-    return PREDICTIONS / f"{name}.csv"
+def model_path(name: str, seed: int, root: Path = MODELS) -> Path:
+    return Path(root) / name / f"{run_name(seed)}.keras"
 
 
-def train_metrics_path(name: str) -> Path:
-    return TRAIN_METRICS / f"{name}.json"
+def predictions_path(name: str, seed: int, root: Path = PREDICTIONS) -> Path:
+    return Path(root) / name / f"{run_name(seed)}.csv"
 
 
-def eval_metrics_path(name: str) -> Path:
-    return EVAL_METRICS / f"{name}.json"
+def train_metrics_path(name: str, seed: int, root: Path = TRAIN_METRICS) -> Path:
+    return Path(root) / name / f"{run_name(seed)}.json"
 
 
-def curves_dir(name: str) -> Path:
-    """dvclive's folder for one model's per-epoch curves."""
-    return TRAIN_CURVES / name
+def eval_metrics_path(name: str, seed: int, root: Path = EVAL_METRICS) -> Path:
+    return Path(root) / name / f"{run_name(seed)}.json"
+
+
+def curves_dir(name: str, seed: int, root: Path = TRAIN_CURVES) -> Path:
+    """dvclive's folder for one run's per-epoch curves."""
+    return Path(root) / name / run_name(seed)

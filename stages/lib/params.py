@@ -20,22 +20,38 @@ def stage_params(stage: str) -> dict:
     return dvc.api.params_show(stages=stage)
 
 
-def model_stage_params(stage: str, argv: list[str] | None = None) -> tuple[str, dict, dict]:
-    """For a per-model stage run as ``python -m stages.<stage> <model>`` (dvc.yaml ``foreach``):
-    (model name, every param ``<stage>@<model>`` declares, that model's ``models.<model>`` entry)."""
+def model_stage_params(stage: str, argv: list[str] | None = None) -> tuple[str, int, dict, dict]:
+    """For a per-run stage run as ``python -m stages.<stage> <model> --seed <seed>`` (dvc.yaml
+    ``matrix`` over ``models`` and ``study.seeds``, stage ``<stage>@<model>-<seed>``): (model
+    name, seed, every param that stage declares, that model's ``models.<model>`` entry)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}")
     parser.add_argument("model", help="a key of the `models` section of params.yaml")
-    name = parser.parse_args(argv).model
+    parser.add_argument("--seed", type=int, default=0, help="the run's training seed (one of study.seeds)")
+    args = parser.parse_args(argv)
+    name, seed = args.model, args.seed
+    stage_name = f"{stage}@{name}-{seed}"
     try:
-        params = stage_params(f"{stage}@{name}")
-    except Exception as err:  # DVC knows no stage `<stage>@<name>` when `models` has no such key
-        raise ParamError(f"models.{name}", f"no such model in params.yaml ({type(err).__name__}: {err})") from None
+        params = stage_params(stage_name)
+    except Exception as err:  # DVC knows no such stage when `models` has no such key
+        raise ParamError(
+            f"models.{name}",
+            f"DVC has no stage {stage_name}: is {name!r} a key of models and {seed} listed in study.seeds? "
+            f"({type(err).__name__}: {err})",
+        ) from None
     models = params.get("models", {})
     if name not in models:
         raise ParamError(f"models.{name}", "no such model in params.yaml")
-    return name, params, models[name]
+    return name, seed, params, models[name]
+
+
+def study_seeds(values: Any) -> list[int]:
+    """``study.seeds``: the training seeds, distinct non-negative integers, at least one."""
+    seeds = Section(values, "study", known=("seeds",)).int_list("seeds", minimum=0)
+    if len(set(seeds)) != len(seeds):
+        raise ParamError("study.seeds", f"seeds must be distinct, got {seeds}")
+    return seeds
 
 
 class Section:

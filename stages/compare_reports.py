@@ -1,0 +1,139 @@
+"""Check that two report summaries agree: does a fresh run reproduce the committed results?
+
+Usage: ``python -m stages.compare_reports A.json B.json [--metrics accuracy macro_f1]``, with
+A and B two ``metrics/comparison.json`` summaries (say, the committed one and a fresh run's copy).
+
+Training is not bit-for-bit reproducible across machines, so equal numbers are too strict a test;
+instead each model's mean over runs must agree within the two reports' confidence intervals, and
+each pairwise verdict (who is better, or no significant difference) must be the same.
+Prints one line per check and a summary; exits 0 when everything agrees, 1 on any disagreement
+and 2 on a file it cannot read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+from stages.lib.errors import DataError
+
+EXACT = 1e-9  # with no interval (a single run) only equal means agree
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def load(path: str) -> dict:
+    """The summary at ``path``, checked for the fields this command reads; DataError names the file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise DataError(f"{path}: cannot read: {err.strerror or err}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON: {err}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise DataError(f"{path}: no 'models' object")
+    if not isinstance(data.get("pairs", {}), dict):
+        raise DataError(f"{path}: 'pairs' is not an object")
+    for model, metrics in data["models"].items():
+        if not isinstance(metrics, dict):
+            raise DataError(f"{path}: models.{model} is not an object")
+        for metric, s in metrics.items():
+            if not (isinstance(s, dict) and _number(s.get("mean"))
+                    and (s.get("ci_high") is None or _number(s["ci_high"]))):
+                raise DataError(f"{path}: models.{model}.{metric} needs a finite 'mean' and 'ci_high'")
+    for pair, p in data.get("pairs", {}).items():
+        if not (isinstance(p, dict) and (p.get("better") is None or isinstance(p["better"], str))):
+            raise DataError(f"{path}: pairs.{pair} needs 'better' (a model name or null)")
+    return data
+
+
+def _half_width(s: dict) -> float | None:
+    return None if s.get("ci_high") is None else s["ci_high"] - s["mean"]
+
+
+def means_agree(a: dict, b: dict) -> bool:
+    """Whether two summaries of one model's metric are consistent with one true mean.
+
+    The runs behind A and B are independent, so the standard error of mean_A - mean_B is
+    sqrt(se_A^2 + se_B^2), and with (nearly) equal t multipliers the half-width of the interval
+    of the difference is sqrt(h_A^2 + h_B^2). Asking |mean_A - mean_B| to fall within it is a
+    test of equal means at about the reports' confidence level; merely overlapping intervals
+    (|diff| <= h_A + h_B) would be far more lenient. Schenker & Gentleman (2001), "On judging the
+    significance of differences by examining the overlap between confidence intervals",
+    The American Statistician 55(3), 182-186.
+    """
+    ha, hb = _half_width(a), _half_width(b)
+    if ha is None or hb is None:
+        return abs(a["mean"] - b["mean"]) <= EXACT
+    return abs(a["mean"] - b["mean"]) <= math.hypot(ha, hb)
+
+
+def _show(s: dict) -> str:
+    if s.get("ci_high") is None:
+        return f"{s['mean']:.4f} (no CI)"
+    low = s["ci_low"] if _number(s.get("ci_low")) else s["mean"] - _half_width(s)
+    return f"{s['mean']:.4f} [{low:.4f}, {s['ci_high']:.4f}]"
+
+
+def _outcome(p: dict) -> str:
+    verdict = f"{p['better']} better" if p.get("better") else "no significant difference"
+    return f"{verdict} on {p['metric']}" if p.get("metric") else verdict
+
+
+def _only_in(kind: str, name: str, in_a: bool) -> tuple[bool, str]:
+    return False, f"{kind} {name}: only in {'A' if in_a else 'B'}"
+
+
+def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[tuple[bool, str]]:
+    """(agrees, description) for every model metric and every pairwise verdict."""
+    out = []
+    models_a, models_b = a["models"], b["models"]
+    for model in dict.fromkeys([*models_a, *models_b]):
+        if model not in models_a or model not in models_b:
+            out.append(_only_in("model", model, model in models_a))
+            continue
+        ma, mb = models_a[model], models_b[model]
+        names = metrics if metrics is not None else [m for m in ma if m in mb]
+        for metric in names:
+            if metric not in ma or metric not in mb:
+                where = "neither" if metric not in ma and metric not in mb else ("A" if metric in ma else "B")
+                out.append((False, f"{model} {metric}: only in {where}"))
+                continue
+            ok = means_agree(ma[metric], mb[metric])
+            out.append((ok, f"{model} {metric}: A {_show(ma[metric])}  B {_show(mb[metric])}"))
+    pairs_a, pairs_b = a.get("pairs", {}), b.get("pairs", {})
+    for pair in dict.fromkeys([*pairs_a, *pairs_b]):
+        if pair not in pairs_a or pair not in pairs_b:
+            out.append(_only_in("pair", pair, pair in pairs_a))
+            continue
+        oa, ob = _outcome(pairs_a[pair]), _outcome(pairs_b[pair])
+        out.append((oa == ob, f"{pair}: A {oa}  B {ob}"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m stages.compare_reports", description=__doc__.splitlines()[0])
+    parser.add_argument("a", metavar="A.json", help="a report summary (metrics/comparison.json)")
+    parser.add_argument("b", metavar="B.json", help="the summary to check it against")
+    parser.add_argument("--metrics", nargs="+", help="only these metrics (default: every metric in both)")
+    args = parser.parse_args(argv)
+    try:
+        a, b = load(args.a), load(args.b)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    results = checks(a, b, args.metrics)
+    for ok, text in results:
+        print(f"{'agree' if ok else 'DISAGREE':<8}  {text}")
+    bad = sum(not ok for ok, _ in results)
+    print(f"{len(results)} checks: {len(results) - bad} agree, {bad} disagree")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The reviewer's check that two report summaries agree (stages.compare_reports)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stages.compare_reports import main, means_agree
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stat(mean: float, half: float | None, n: int = 3) -> dict:
+    if half is None:
+        return {"n": 1, "mean": mean, "std": None, "ci_low": None, "ci_high": None}
+    return {"n": n, "mean": mean, "std": half / 2.5, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def summary() -> dict:
+    return {
+        "primary_metric": "accuracy", "alpha": 0.05, "confidence": 0.95, "seeds": [0, 1, 2],
+        "models": {
+            "vit": {"accuracy": stat(0.95, 0.02), "macro_f1": stat(0.94, 0.02)},
+            "resnet50": {"accuracy": stat(0.90, 0.02), "macro_f1": stat(0.89, 0.03)},
+        },
+        "pairs": {"vit_vs_resnet50": {"metric": "accuracy", "n": 3, "diff_mean": 0.05, "diff_ci_low": 0.03,
+                                      "diff_ci_high": 0.07, "t_p": 0.004, "t_p_holm": 0.004, "wilcoxon_p": 0.25,
+                                      "wilcoxon_p_holm": 0.25, "significant": True, "better": "vit",
+                                      "verdict": "vit better than resnet50 on accuracy by +0.050"}},
+    }
+
+
+def write(tmp_path: Path, name: str, data) -> str:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return str(path)
+
+
+def run(tmp_path, a, b, *extra) -> int:
+    return main([write(tmp_path, "a.json", a), write(tmp_path, "b.json", b), *extra])
+
+
+def disagreements(out: str) -> list[str]:
+    return [line for line in out.splitlines() if line.startswith("DISAGREE")]
+
+
+def test_means_agree_uses_the_combined_interval():
+    # Half-widths 0.03 and 0.04 combine to 0.05, not to 0.07 as overlapping intervals would.
+    assert means_agree(stat(0.90, 0.03), stat(0.949, 0.04))
+    assert not means_agree(stat(0.90, 0.03), stat(0.951, 0.04))
+    assert means_agree(stat(0.9, None), stat(0.9 + 1e-12, 0.05))
+    assert not means_agree(stat(0.9, None), stat(0.9001, 0.05))  # one side has no interval: exact only
+
+
+def test_agreeing_reports_exit_0(tmp_path, capsys):
+    b = summary()
+    b["models"]["vit"]["accuracy"] = stat(0.96, 0.025)  # within sqrt(0.02^2 + 0.025^2) = 0.032
+    assert run(tmp_path, summary(), b) == 0
+    out = capsys.readouterr().out
+    assert disagreements(out) == []
+    assert out.splitlines()[-1] == "5 checks: 5 agree, 0 disagree"  # 2 models x 2 metrics + 1 pair
+    assert "agree     vit accuracy: A 0.9500 [0.9300, 0.9700]  B 0.9600 [0.9350, 0.9850]" in out
+
+
+def test_shifted_metric_disagrees_and_is_named(tmp_path, capsys):
+    b = summary()
+    b["models"]["resnet50"]["macro_f1"] = stat(0.93, 0.01)  # |0.04| > sqrt(0.03^2 + 0.01^2) = 0.032
+    assert run(tmp_path, summary(), b) == 1
+    out = capsys.readouterr().out
+    assert disagreements(out) == ["DISAGREE  resnet50 macro_f1: A 0.8900 [0.8600, 0.9200]  B 0.9300 [0.9200, 0.9400]"]
+    assert out.splitlines()[-1] == "5 checks: 4 agree, 1 disagree"
+
+
+def test_metrics_option_restricts_the_checks(tmp_path, capsys):
+    b = summary()
+    b["models"]["resnet50"]["macro_f1"] = stat(0.93, 0.01)
+    assert run(tmp_path, summary(), b, "--metrics", "accuracy") == 0  # the shifted macro_f1 is not checked
+    assert capsys.readouterr().out.splitlines()[-1] == "3 checks: 3 agree, 0 disagree"
+    assert run(tmp_path, summary(), b, "--metrics", "top3_accuracy") == 1  # asked for, but in neither report
+    assert "vit top3_accuracy: only in neither" in capsys.readouterr().out
+
+
+def test_flipped_verdict_disagrees(tmp_path, capsys):
+    b = summary()
+    b["pairs"]["vit_vs_resnet50"].update(significant=False, better=None)
+    assert run(tmp_path, summary(), b) == 1
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B no significant difference on accuracy"]
+
+
+def test_missing_model_and_pair_disagree(tmp_path, capsys):
+    b = summary()
+    del b["models"]["resnet50"]
+    b["pairs"]["vit_vs_cnn"] = {**b["pairs"]["vit_vs_resnet50"], "better": None}
+    assert run(tmp_path, summary(), b) == 1
+    bad = disagreements(capsys.readouterr().out)
+    assert bad == ["DISAGREE  model resnet50: only in A", "DISAGREE  pair vit_vs_cnn: only in B"]
+
+
+def test_single_run_reports_must_match_exactly(tmp_path, capsys):
+    a, b = summary(), summary()
+    a["models"]["vit"]["accuracy"] = stat(0.95, None)
+    assert run(tmp_path, a, copy.deepcopy(a)) == 0
+    b["models"]["vit"]["accuracy"] = stat(0.951, None)
+    assert run(tmp_path, a, b) == 1
+    assert "DISAGREE  vit accuracy: A 0.9500 (no CI)  B 0.9510 (no CI)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    (json.dumps({"pairs": {}}), "no 'models' object"),
+    (json.dumps({"models": {"vit": {"accuracy": {"mean": "high"}}}}), "models.vit.accuracy"),
+])
+def test_malformed_input_exits_2_naming_the_file(tmp_path, capsys, content, message):
+    good, bad = write(tmp_path, "good.json", summary()), write(tmp_path, "broken.json", content)
+    assert main([good, bad]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: ") and message in err and len(err.splitlines()) == 1
+    assert main([str(tmp_path / "absent.json"), good]) == 2
+    assert "absent.json: cannot read" in capsys.readouterr().err
+
+
+def test_command_line_exit_code(tmp_path):
+    b = summary()
+    b["pairs"]["vit_vs_resnet50"]["better"] = "resnet50"
+    a_path, b_path = write(tmp_path, "a.json", summary()), write(tmp_path, "b.json", b)
+    done = subprocess.run([sys.executable, "-m", "stages.compare_reports", a_path, b_path],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B resnet50 better on accuracy" in done.stdout
+    assert done.stdout.splitlines()[-1] == "5 checks: 4 agree, 1 disagree"
