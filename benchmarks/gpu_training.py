@@ -62,11 +62,11 @@ CPU_DEFAULTS = {"steps": 10, "warmup": 2, "image_size": 32}
 
 
 def mixed_policy(compute_capability) -> str:
-    """bfloat16 needs no loss scaling (fp32's exponent range) and runs on tensor cores from Ampere (8.0) on.
-    Under mixed_float16, keras' Model.compile wraps the optimizer in a LossScaleOptimizer by itself
-    (keras 3.15 src/trainers/trainer.py: compile(auto_scale_loss=True) checks dtype_policy.name ==
-    "mixed_float16"); the child records whether it did (the loss_scale column)."""
-    return "mixed_bfloat16" if compute_capability and tuple(compute_capability) >= (8, 0) else "mixed_float16"
+    """The train stage's own choice (stages/lib/distribute.py); the child records whether keras
+    wrapped the optimizer in a LossScaleOptimizer (the loss_scale column)."""
+    from stages.lib.distribute import mixed_precision_policy
+
+    return mixed_precision_policy(compute_capability or (0, 0))
 
 
 def model_config(gpu: bool) -> dict:

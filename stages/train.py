@@ -26,6 +26,7 @@ once over train and val; the head then trains on those cached features
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from stages.lib.dataset import make_dataset
-from stages.lib.distribute import STRATEGIES, pick_strategy
+from stages.lib.distribute import STRATEGIES, mixed_precision_policy, pick_strategy
 from stages.lib.errors import ParamError, run_stage
 from stages.lib.files import atomic_output, write_json
 from stages.lib.frozen import cached_split, split_at_head
@@ -125,7 +126,7 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
     if run["deterministic"]:
         tf.config.experimental.enable_op_determinism()
     if run["mixed_precision"]:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+        keras.mixed_precision.set_global_policy(mixed_precision_policy())
     strategy = pick_strategy(run["strategy"])
 
     size, batch = cfg["image_size"], cfg["batch_size"]
@@ -145,7 +146,10 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
         features_time = time.perf_counter() - start
         print(f"train@{name}-{seed}: frozen base: features of {len(train_split.labels) + len(val_split.labels)} "
               f"images computed once in {features_time:.1f} s; training the head on them", flush=True)
-    train_ds = make_dataset(train_split, batch, shuffle=True, seed=seed)
+    # One iterator for the whole fit (repeat + steps_per_epoch, each pass reshuffled): a fresh
+    # iterator per epoch cost the default ViT ~20 % of its training throughput on 2 cores.
+    steps_per_epoch = math.ceil(len(train_split.labels) / batch)
+    train_ds = make_dataset(train_split, batch, shuffle=True, seed=seed).repeat()
     val_ds = make_dataset(val_split, batch, shuffle=False, seed=seed)
 
     stop = cfg["early_stopping"]
@@ -171,7 +175,8 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
         callbacks.append(DVCLiveCallback(live=live))
         start = time.perf_counter()
         history = trained.fit(
-            train_ds, validation_data=val_ds, epochs=cfg["epochs"], callbacks=callbacks, verbose=2, shuffle=False
+            train_ds, validation_data=val_ds, epochs=cfg["epochs"], steps_per_epoch=steps_per_epoch,
+            callbacks=callbacks, verbose=2, shuffle=False,
         )
         fit_time = time.perf_counter() - start + (features_time or 0.0)
 

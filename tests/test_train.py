@@ -224,3 +224,12 @@ def test_seeds_change_a_run_and_a_seed_repeats_bit_for_bit(tmp_path, monkeypatch
     np.testing.assert_array_equal(probs_a, probs_b)
     assert not np.array_equal(probs_a, probs_c)
     assert not np.array_equal(first.get_layer("head").get_weights()[0], other.get_layer("head").get_weights()[0])
+
+
+def test_mixed_precision_policy_follows_the_gpu():
+    from stages.lib.distribute import mixed_precision_policy
+
+    assert mixed_precision_policy((9, 0)) == "mixed_bfloat16"  # H100
+    assert mixed_precision_policy((8, 0)) == "mixed_bfloat16"  # A100
+    assert mixed_precision_policy((7, 5)) == "mixed_float16"  # T4: float16 with loss scaling
+    assert mixed_precision_policy((0, 0)) == "mixed_float16"
