@@ -359,7 +359,9 @@ def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict,
         f"data; figures are mean ± standard deviation [95% confidence interval of the mean] over those runs.\n",
         "## Verdicts\n",
         f"Main metric: {primary}. Paired t-test over seeds, Holm-corrected across the {len(pairs)} pair(s); "
-        f"significance level {cfg['alpha']:g}.\n",
+        f"significance level {cfg['alpha']:g}. The intervals are per pair, not adjusted for multiplicity: "
+        f"one can exclude 0 while the Holm-corrected p is above {cfg['alpha']:g}. With few runs a large "
+        f"difference can still miss significance; adding seeds (`study.seeds`) narrows the intervals.\n",
     ]
     parts += [f"- {p['verdict']}." for p in pairs.values()] or ["- Only one model: no pairwise comparison."]
     parts += [
