@@ -21,6 +21,9 @@ from pathlib import Path
 from stages.lib.errors import DataError
 
 EXACT = 1e-9  # with no interval (a single run) only equal means agree
+# Seconds and throughputs measure the machine, not the models: another machine differs by design,
+# so they are compared only when named with --metrics.
+MACHINE_DEPENDENT = ("eval_time_s", "infer_img_per_s", "latency_ms_b1", "fit_time_s")
 
 
 def _number(x) -> bool:
@@ -98,7 +101,7 @@ def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[tuple[boo
             out.append(_only_in("model", model, model in models_a))
             continue
         ma, mb = models_a[model], models_b[model]
-        names = metrics if metrics is not None else [m for m in ma if m in mb]
+        names = metrics if metrics is not None else [m for m in ma if m in mb and m not in MACHINE_DEPENDENT]
         for metric in names:
             if metric not in ma or metric not in mb:
                 where = "neither" if metric not in ma and metric not in mb else ("A" if metric in ma else "B")
@@ -120,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.compare_reports", description=__doc__.splitlines()[0])
     parser.add_argument("a", metavar="A.json", help="a report summary (metrics/comparison.json)")
     parser.add_argument("b", metavar="B.json", help="the summary to check it against")
-    parser.add_argument("--metrics", nargs="+", help="only these metrics (default: every metric in both)")
+    parser.add_argument("--metrics", nargs="+",
+                        help="only these metrics (default: every metric in both but times and throughputs)")
     args = parser.parse_args(argv)
     try:
         a, b = load(args.a), load(args.b)

@@ -134,3 +134,16 @@ def test_command_line_exit_code(tmp_path):
     assert done.returncode == 1, done.stderr
     assert "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B resnet50 better on accuracy" in done.stdout
     assert done.stdout.splitlines()[-1] == "5 checks: 4 agree, 1 disagree"
+
+
+def test_timings_are_compared_only_when_asked(tmp_path):
+    """Another machine is slower by design: fit and eval times are not part of the default check."""
+    from stages.compare_reports import checks
+
+    def summary(fit):
+        return {"models": {"m": {"accuracy": {"mean": 0.9, "ci_high": 0.92},
+                                 "fit_time_s": {"mean": fit, "ci_high": fit + 1}}}, "pairs": {}}
+
+    fast, slow = summary(10.0), summary(40.0)
+    assert [ok for ok, _ in checks(fast, slow)] == [True]  # accuracy only
+    assert [ok for ok, _ in checks(fast, slow, ["accuracy", "fit_time_s"])] == [True, False]
