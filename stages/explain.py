@@ -80,8 +80,6 @@ def parse_params(params: dict) -> dict:
         raise ParamError("models", "expected at least one model")
     cfg = {
         "models": list(models),
-        # One run per model is explained: the first seed's (explanations are per model, not statistics).
-        "run_seed": study_seeds(params.get("study"))[0],
         "num_images": p.int("num_images", minimum=1),
         "seed": p.int("seed", minimum=0),
         "min_grid": p.int("min_grid", minimum=1),
@@ -90,6 +88,8 @@ def parse_params(params: dict) -> dict:
         "batch_size": p.int("batch_size", minimum=1),
     }
     cfg["masker"] = shap_maps.check_masker(p.raw("masker"), p.key("masker"))
+    # One run per model is explained: the first seed's (explanations are per model, not statistics).
+    cfg["run_seed"] = study_seeds(params.get("study"))[0]
     return cfg
 
 
