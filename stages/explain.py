@@ -1,8 +1,9 @@
 """Stage `explain`: Grad-CAM and SHAP maps of every model on the same test images.
 
-Usage: ``python -m stages.explain``. Reads ``data/predictions/<model>.csv`` of every model
-of the ``models`` section (in params order) to pick the images, then each
-``data/models/<model>.keras`` and the test images in ``data/prepared/``. Writes
+Usage: ``python -m stages.explain``. Explains one run per model, the first seed of
+``study.seeds``: reads ``data/predictions/<model>/s<seed>.csv`` of every model of the
+``models`` section (in params order) to pick the images, then each
+``data/models/<model>/s<seed>.keras`` and the test images in ``data/prepared/``. Writes
 
 - ``plots/explain/<model>.png``: rows = images, columns = original | SHAP | Grad-CAM;
 - ``plots/explain/overview.png``: a few of the images across every model;

@@ -144,7 +144,7 @@ def _train_run(prepared, root, monkeypatch, values, seed=0, **run_over):
     monkeypatch.chdir(root)
     metrics = train("m", seed, parse_model_params("m", values, [values["image_size"]]),
                     parse_run_params(dict(RUN, **run_over)), prepared)
-    model = load_model(root / "data/models/m/s0.keras" if seed == 0 else root / f"data/models/m/s{seed}.keras")
+    model = load_model(root / f"data/models/m/s{seed}.keras")
     x = np.asarray(open_split("test", values["image_size"], prepared).images)
     return metrics, model, model.predict(x, verbose=0)
 
