@@ -10,7 +10,7 @@ means the memory-mapped pipeline costs nothing; the target is >= 0.97.
 The models train under the run flags of params.yaml's ``train`` section (op
 determinism included), as the stage does. When the pipeline has run, the script also
 prints the train stage's own steady-state throughput and CPU use (the mean of
-``train_img_per_s`` / ``train_cpu_cores`` over ``metrics/train/<model>/s*.json``) and its
+``train_img_per_s`` / ``train_cpu_cores`` over ``metrics/train/<model>/100pct/s*.json``) and its
 ratio to the memory-mapped figure: the stage target is >= 0.9. Both figures come
 from this machine, but not from the same minute: on a shared machine rerun both.
 
@@ -79,7 +79,7 @@ def bench(name: str, cfg: dict, seconds: float, rounds: int) -> dict:
 
 def stage_throughput(name: str, bench_img_per_s: float) -> dict:
     """The train stage's recorded steady-state img/s and CPU cores (mean over its runs), and its ratio."""
-    runs = [json.loads(p.read_text()) for p in sorted(Path("metrics/train", name).glob("s*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(Path("metrics/train", name, "100pct").glob("s*.json"))]
     runs = [r for r in runs if not r.get("cached_features") and r.get("train_cpu_cores") is not None]
     if not runs:
         return {"stage_img_per_s": None, "stage_cpu_cores": None, "stage_ratio": None}

@@ -1,12 +1,13 @@
 """Stage `evaluate@<model>`: test-set predictions, quality metrics and inference cost of one model.
 
-Usage: ``python -m stages.evaluate <model> --seed <seed>`` (one run: a model trained with
-one seed). Reads ``data/models/<model>/s<seed>.keras`` and the test split at the model's
-input size, and writes
+Usage: ``python -m stages.evaluate <model> --percent <p> --seed <seed>`` (one run: a model
+trained on ``p`` % of the training images with one seed; stage ``evaluate@<model>-<p>-<seed>``).
+Reads ``data/models/<model>/<p>pct/s<seed>.keras`` and the test split (always the whole
+test split) at the model's input size, and writes
 
-- ``data/predictions/<model>/s<seed>.csv``: path, label, class_name, pred_label, pred_class
+- ``data/predictions/<model>/<p>pct/s<seed>.csv``: path, label, class_name, pred_label, pred_class
   and one ``prob:<class_name>`` column per class (label order), in test-split order;
-- ``metrics/eval/<model>/s<seed>.json``: accuracy, top-3 accuracy, macro/weighted F1, log loss,
+- ``metrics/eval/<model>/<p>pct/s<seed>.json``: accuracy, top-3 accuracy, macro/weighted F1, log loss,
   ECE, per-class precision/recall/F1, test evaluation time and throughput, batch-1
   latency, model size and parameter counts.
 
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from stages.lib.dataset import make_dataset
 from stages.lib.errors import DataError, run_stage
 from stages.lib.files import write_csv, write_json
-from stages.lib.layout import eval_metrics_path, model_path, predictions_path
+from stages.lib.layout import eval_metrics_path, model_path, predictions_path, run_label
 from stages.lib.metrics import classification_metrics, to_probabilities
 from stages.lib.params import Section, model_stage_params
 from stages.lib.prepared import PREPARED, open_split, read_meta
@@ -168,13 +169,14 @@ def evaluate(
 
 
 def main(argv: list[str] | None = None) -> None:
-    name, seed, params, model_params = model_stage_params("evaluate", argv)
+    name, seed, percent, params, model_params = model_stage_params("evaluate", argv)
     batch_size = Section(model_params, f"models.{name}").int("batch_size", minimum=1)
     cfg = parse_eval_params(params.get("evaluate"))
-    preds, metrics = predictions_path(name, seed), eval_metrics_path(name, seed)
-    m = evaluate(f"{name}-{seed}", model_path(name, seed), PREPARED, batch_size, cfg, preds, metrics)
+    run = run_label(name, seed, percent)
+    preds, metrics = predictions_path(name, seed, percent=percent), eval_metrics_path(name, seed, percent=percent)
+    m = evaluate(run, model_path(name, seed, percent=percent), PREPARED, batch_size, cfg, preds, metrics)
     print(
-        f"evaluate@{name}-{seed}: accuracy {m['accuracy']:.4f}, top-3 {m['top3_accuracy']:.4f}, "
+        f"evaluate@{run}: accuracy {m['accuracy']:.4f}, top-3 {m['top3_accuracy']:.4f}, "
         f"macro-F1 {m['macro_f1']:.4f}, log loss {m['log_loss']:.4f}, ECE {m['ece']:.4f} on "
         f"{m['num_test_images']} images; {m['infer_img_per_s']:.0f} img/s, batch-1 {m['latency_ms_b1']:.1f} ms "
         f"-> {preds}, {metrics}"

@@ -1,9 +1,11 @@
 """Stage `explain`: Grad-CAM and SHAP maps of every model on the same test images.
 
-Usage: ``python -m stages.explain``. Explains one run per model, the first seed of
-``study.seeds``: reads ``data/predictions/<model>/s<seed>.csv`` of every model of the
-``models`` section (in params order) to pick the images, then each
-``data/models/<model>/s<seed>.keras`` and the test images in ``data/prepared/``. Writes
+Usage: ``python -m stages.explain``. Explains one run per model: the first seed of
+``study.seeds`` at the largest size of ``study.train_percent``. Reads
+``data/predictions/<model>/<percent>pct/s<seed>.csv`` of every model of the ``models``
+section (in params order) to pick the images, then each
+``data/models/<model>/<percent>pct/s<seed>.keras`` and the test images in
+``data/prepared/``. Writes
 
 - ``plots/explain/<model>.png``: rows = images, columns = original | SHAP | Grad-CAM;
 - ``plots/explain/overview.png``: a few of the images across every model;
@@ -32,7 +34,7 @@ import pandas as pd
 from stages.lib import explain_figures, gradcam, layout, shap_maps
 from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import atomic_output, read_csv, write_json
-from stages.lib.params import Section, stage_params, study_seeds
+from stages.lib.params import Section, stage_params, study_percents, study_seeds
 from stages.lib.prepared import PREPARED, open_split, read_meta
 from stages.models import load_model
 
@@ -91,6 +93,7 @@ def parse_params(params: dict) -> dict:
     cfg["masker"] = shap_maps.check_masker(p.raw("masker"), p.key("masker"))
     # One run per model is explained: the first seed's (explanations are per model, not statistics).
     cfg["run_seed"] = study_seeds(params.get("study"))[0]
+    cfg["run_percent"] = study_percents(params.get("study"))[-1]  # the largest training set
     return cfg
 
 
@@ -108,15 +111,16 @@ def read_predictions(path: Path, name: str) -> pd.DataFrame:
     return frame
 
 
-def check_same_images(frames: dict[str, pd.DataFrame], folder: Path, seed: int) -> None:
+def check_same_images(frames: dict[str, pd.DataFrame], folder: Path, seed: int, percent: int = layout.FULL) -> None:
     first, ref = next(iter(frames.items()))
     for name, frame in frames.items():
         if not (list(frame.columns) == list(ref.columns) and len(frame) == len(ref)
                 and (frame["path"].to_numpy() == ref["path"].to_numpy()).all()
                 and (frame["label"].to_numpy() == ref["label"].to_numpy()).all()):
-            raise DataError(f"{layout.predictions_path(name, seed, folder)} and "
-                            f"{layout.predictions_path(first, seed, folder)} are not the same test images and "
-                            f"classes: re-run `dvc repro evaluate@{name}-{seed} evaluate@{first}-{seed}`")
+            a, b = layout.run_label(name, seed, percent), layout.run_label(first, seed, percent)
+            raise DataError(f"{layout.predictions_path(name, seed, folder, percent=percent)} and "
+                            f"{layout.predictions_path(first, seed, folder, percent=percent)} are not the same test "
+                            f"images and classes: re-run `dvc repro evaluate@{a} evaluate@{b}`")
 
 
 def _spread(pool: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> list[int]:
@@ -149,10 +153,10 @@ def select_images(frames: dict[str, pd.DataFrame], num_images: int, seed: int) -
 
 # --- explanation ----------------------------------------------------------------------------
 
-def load(name: str, seed: int, inputs: Inputs):
-    path = layout.model_path(name, seed, inputs.models)
+def load(name: str, seed: int, inputs: Inputs, percent: int = layout.FULL):
+    path = layout.model_path(name, seed, inputs.models, percent=percent)
     if not path.is_file():
-        raise DataError(f"{path} not found: run `dvc repro train@{name}-{seed}` first")
+        raise DataError(f"{path} not found: run `dvc repro train@{layout.run_label(name, seed, percent)}` first")
     model = load_model(path)
     shape = tuple(model.input_shape)
     if len(shape) != 4 or shape[1] is None or shape[1] != shape[2]:
@@ -178,7 +182,7 @@ def selected_images(prepared: Path, size: int, paths: list[str], model_path: Pat
 def explain_model(name: str, labels: np.ndarray, paths: list[str], num_classes: int, cfg: dict,
                   inputs: Inputs) -> explain_figures.ModelMaps:
     """Grad-CAM and SHAP of one model on the selected images."""
-    model, path = load(name, cfg["run_seed"], inputs)
+    model, path = load(name, cfg["run_seed"], inputs, cfg["run_percent"])
     if model.output_shape[-1] != num_classes:
         raise DataError(f"{path} has {model.output_shape[-1]} outputs but the predictions have {num_classes} "
                         f"classes: re-run `dvc repro train@{name}`")
@@ -196,10 +200,10 @@ def explain_model(name: str, labels: np.ndarray, paths: list[str], num_classes: 
 def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) -> dict:
     """Pick the images, explain them with every model, write the figures and metrics; returns the metrics."""
     start = time.perf_counter()
-    seed = cfg["run_seed"]
-    frames = {name: read_predictions(layout.predictions_path(name, seed, inputs.predictions), f"{name}-{seed}")
-              for name in cfg["models"]}
-    check_same_images(frames, inputs.predictions, seed)
+    seed, percent = cfg["run_seed"], cfg["run_percent"]
+    frames = {name: read_predictions(layout.predictions_path(name, seed, inputs.predictions, percent=percent),
+                                     layout.run_label(name, seed, percent)) for name in cfg["models"]}
+    check_same_images(frames, inputs.predictions, seed, percent)
     ref = next(iter(frames.values()))
     class_names = [c[len("prob:"):] for c in ref.columns if c.startswith("prob:")]
     rows = select_images(frames, cfg["num_images"], cfg["seed"])
@@ -218,6 +222,7 @@ def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) 
         explain_figures.overview_figure(explained, range(min(OVERVIEW_ROWS, len(rows))), class_names,
                                         tmp / "overview.png")
     metrics = {"seconds": round(time.perf_counter() - start, 2), "per_model_seconds": seconds, "run_seed": seed,
+               "run_percent": percent,
                "images": paths,
                "layers": {name: maps.layer for name, maps in explained.items()},
                "shap_max_evals": cfg["shap_max_evals"], "masker": cfg["masker"], "gradcam_score": "logit"}

@@ -46,7 +46,7 @@ def compose(overrides: list[str], output: Path) -> None:
 def param_checks(params: dict) -> list[tuple[str, callable]]:
     """(label, check) pairs: each stage's own validation of the params it reads."""
     from stages import balance, evaluate, explain, prepare, report, split, train
-    from stages.lib.params import study_seeds
+    from stages.lib.params import study_percents, study_seeds
     from stages.models import check_options
 
     def sizes() -> list[int]:
@@ -57,7 +57,7 @@ def param_checks(params: dict) -> list[tuple[str, callable]]:
         ("balance", lambda: balance.parse_params(params.get("balance"))),
         ("split", lambda: split.parse_params(params.get("split"))),
         ("prepare", sizes),
-        ("study", lambda: study_seeds(params.get("study"))),
+        ("study", lambda: (study_seeds(params.get("study")), study_percents(params.get("study")))),
         ("train", lambda: train.parse_run_params(params.get("train"))),
     ]
     models = params.get("models")

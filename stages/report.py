@@ -1,21 +1,25 @@
 """Stage `report`: compare every model on the same test images, with tables, paired tests and figures.
 
 Usage: ``python -m stages.report``. Reads every run -- each model of the ``models``
-section (in params order) trained with each seed of ``study.seeds`` --:
-``metrics/eval/<model>/s<seed>.json``, ``data/predictions/<model>/s<seed>.csv``,
-``metrics/train/<model>/s<seed>.json`` and the dvclive curves in
-``plots/train/<model>/s<seed>/``, plus sample test images from ``data/prepared/``. Writes
+section (in params order) trained at each size of ``study.train_percent`` with each seed of
+``study.seeds`` --: ``metrics/eval/<model>/<p>pct/s<seed>.json`` and
+``metrics/train/<model>/<p>pct/s<seed>.json``; for the runs at the largest size also
+``data/predictions/<model>/<p>pct/s<seed>.csv`` and the dvclive curves in
+``plots/train/<model>/<p>pct/s<seed>/``; plus sample test images from ``data/prepared/``. Writes
 
-- ``metrics/comparison.csv``: one row per run (model, seed, quality, cost, training time);
+- ``metrics/comparison.csv``: one row per run, every training-set size (model, seed, size, quality, cost);
+- ``metrics/data_size.csv``: the data-size curve, one row per model and size (main metric and fit
+  time: mean, sd, 95 % CI over seeds);
 - ``metrics/comparison.md``: one row per model, mean +/- sd [95 % CI] over its runs;
-- ``metrics/comparison.json``: per model and metric the statistics over runs; per pair the
-  paired t-test and Wilcoxon test over seeds (Holm-corrected across pairs), the per-run
-  McNemar tests (Holm-corrected within each run) and a one-sentence verdict;
+- ``metrics/comparison.json``: per model and metric the statistics over the runs at the largest
+  size; per pair the paired t-test and Wilcoxon test over seeds (Holm-corrected across pairs), the per-run
+  McNemar tests (Holm-corrected within each run) and a one-sentence verdict; ``data_size``: the
+  curve, the paired tests at every size (Holm over pairs x sizes) and where one model overtakes another;
 - ``plots/report/``: every figure (PNG), built as one folder atomically;
 - ``plots/report.md``: the Markdown report linking them.
 
 Params: ``report`` (primary_metric, alpha, worst_classes, confused_per_class),
-``models`` (names and families), ``study`` (seeds) and ``evaluate.ece_bins``.
+``models`` (names and families), ``study`` (seeds, train_percent) and ``evaluate.ece_bins``.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from stages.lib.compare import mcnemar_exact
 from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import atomic_output, read_csv, write_csv, write_json
 from stages.lib.metrics import mean_probability_matrix, reliability_bins, worst_classes
-from stages.lib.params import Section, stage_params, study_seeds
+from stages.lib.params import Section, stage_params, study_percents, study_seeds
 from stages.lib.prepared import PREPARED, open_split, read_meta
 
 PRIMARY_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}  # key -> how the report names it
@@ -42,7 +46,9 @@ REPORT_KEYS = ("primary_metric", "alpha", "worst_classes", "confused_per_class")
 EVAL_COLUMNS = ("accuracy", "top3_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "eval_time_s",
                 "infer_img_per_s", "latency_ms_b1", "model_size_mb", "params_total", "params_trainable")
 TRAIN_COLUMNS = ("fit_time_s", "epochs_run", "time_per_trainable_param")
-COLUMNS = ("model", "family", "seed", *EVAL_COLUMNS, *TRAIN_COLUMNS)
+SIZE_COLUMNS = ("train_percent", "train_images", "train_images_per_class")
+COLUMNS = ("model", "family", "seed", *SIZE_COLUMNS, *EVAL_COLUMNS, *TRAIN_COLUMNS)
+SPREAD = ("mean", "std", "ci_low", "ci_high")  # over_runs.summarize's fields, as data_size.csv columns
 # Summarised over runs (mean, sd, 95 % CI) in comparison.json and the Markdown tables.
 QUALITY = ("accuracy", "top3_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
 COST = ("eval_time_s", "infer_img_per_s", "latency_ms_b1", "fit_time_s", "epochs_run")
@@ -77,6 +83,7 @@ class Outputs:
     comparison: Path = Path("metrics/comparison.json")
     figures: Path = Path("plots/report")
     report_md: Path = Path("plots/report.md")
+    data_size_csv: Path = Path("metrics/data_size.csv")
 
 
 # --- params ---------------------------------------------------------------------------------
@@ -96,6 +103,7 @@ def parse_params(params: dict) -> dict:
     return {
         "primary_metric": p.choice("primary_metric", PRIMARY_METRICS, default="accuracy"),
         "seeds": study_seeds(params.get("study")),
+        "percents": study_percents(params.get("study")),
         "alpha": float(alpha),
         "worst_classes": p.int("worst_classes", minimum=1),
         "confused_per_class": p.int("confused_per_class", minimum=1),
@@ -151,20 +159,27 @@ def read_history(folder: Path, name: str) -> pd.DataFrame:
     return history.sort_values("epoch", ignore_index=True)
 
 
-def load_run_inputs(name: str, seed: int, inputs: Inputs) -> dict:
-    """One run's evaluation, training metrics, predictions and curves."""
-    run = f"{name}-{seed}"
-    eval_path = layout.eval_metrics_path(name, seed, inputs.eval)
-    train_path = layout.train_metrics_path(name, seed, inputs.train)
+def load_run_metrics(name: str, seed: int, percent: int, inputs: Inputs) -> dict:
+    """One run's evaluation and training metrics."""
+    run = layout.run_label(name, seed, percent)
+    eval_path = layout.eval_metrics_path(name, seed, inputs.eval, percent=percent)
+    train_path = layout.train_metrics_path(name, seed, inputs.train, percent=percent)
     evaluation, training = _read_json(eval_path, f"evaluate@{run}"), _read_json(train_path, f"train@{run}")
-    _require(evaluation, EVAL_COLUMNS, eval_path, f"evaluate@{run}")
-    _require(training, TRAIN_COLUMNS, train_path, f"train@{run}")
-    return {"eval": evaluation, "train": training,
-            "predictions": read_predictions(layout.predictions_path(name, seed, inputs.predictions), run),
-            "history": read_history(layout.curves_dir(name, seed, inputs.curves), run)}
+    _require(evaluation, (*EVAL_COLUMNS, "num_test_images"), eval_path, f"evaluate@{run}")
+    _require(training, (*TRAIN_COLUMNS, *SIZE_COLUMNS), train_path, f"train@{run}")
+    return {"eval": evaluation, "train": training}
 
 
-def check_same_test_set(loaded: dict, inputs: Inputs) -> None:
+def load_run_inputs(name: str, seed: int, percent: int, inputs: Inputs) -> dict:
+    """One run's evaluation, training metrics, predictions and curves."""
+    run = layout.run_label(name, seed, percent)
+    return {**load_run_metrics(name, seed, percent, inputs),
+            "predictions": read_predictions(layout.predictions_path(name, seed, inputs.predictions, percent=percent),
+                                            run),
+            "history": read_history(layout.curves_dir(name, seed, inputs.curves, percent=percent), run)}
+
+
+def check_same_test_set(loaded: dict, inputs: Inputs, percent: int) -> None:
     """Paired statistics need every run's rows to be the same images, classes and labels, in order."""
     (first, first_seed), ref = next(iter(loaded.items()))
     ref = ref["predictions"]
@@ -175,9 +190,10 @@ def check_same_test_set(loaded: dict, inputs: Inputs) -> None:
                 and (frame["label"].to_numpy() == ref["label"].to_numpy()).all())
         if not same:
             raise DataError(
-                f"{layout.predictions_path(name, seed, inputs.predictions)} and "
-                f"{layout.predictions_path(first, first_seed, inputs.predictions)} are not the same test images "
-                f"and classes: re-run `dvc repro evaluate@{name}-{seed} evaluate@{first}-{first_seed}`"
+                f"{layout.predictions_path(name, seed, inputs.predictions, percent=percent)} and "
+                f"{layout.predictions_path(first, first_seed, inputs.predictions, percent=percent)} are not the same "
+                f"test images and classes: re-run `dvc repro evaluate@{layout.run_label(name, seed, percent)} "
+                f"evaluate@{layout.run_label(first, first_seed, percent)}`"
             )
 
 
@@ -198,8 +214,9 @@ def thumbnails(frame: pd.DataFrame, num_classes: int, prepared: Path) -> dict[in
 
 def runs_table(loaded: dict, families: dict) -> pd.DataFrame:
     """One row per run: model, family, seed, then its evaluation and training metrics."""
-    rows = [{"model": name, "family": families[name], "seed": seed, **{k: data["eval"][k] for k in EVAL_COLUMNS},
-             **{k: data["train"][k] for k in TRAIN_COLUMNS}} for (name, seed), data in loaded.items()]
+    rows = [{"model": name, "family": families[name], "seed": seed, **{k: data["train"][k] for k in SIZE_COLUMNS},
+             **{k: data["eval"][k] for k in EVAL_COLUMNS}, **{k: data["train"][k] for k in TRAIN_COLUMNS}}
+            for (name, seed, *_), data in loaded.items()]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 
@@ -211,7 +228,7 @@ def model_statistics(runs: pd.DataFrame) -> dict:
 
 def mean_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per model: the mean of every numeric column over its runs (for cost figures)."""
-    numeric = runs.drop(columns=["family", "seed"]).groupby("model", sort=False).mean(numeric_only=True)
+    numeric = runs.drop(columns=["family", "seed", *SIZE_COLUMNS]).groupby("model", sort=False).mean(numeric_only=True)
     return numeric.reset_index()
 
 
@@ -256,6 +273,61 @@ def pair_statistics(names: list[str], runs: pd.DataFrame, seeds: list[int], mcne
                     verdict=over_runs.verdict(a, b, PRIMARY_METRICS[metric], pair, cfg["alpha"], confidence=CONFIDENCE),
                     mcnemar={**mcnemar[key], "significant_runs": significant_runs, "runs": len(seeds)})
     return pairs
+
+
+def data_size_table(all_runs: pd.DataFrame, primary: str) -> pd.DataFrame:
+    """One row per model and training-set size: the main metric and fit time over that size's runs."""
+    rows = []
+    for name in dict.fromkeys(all_runs["model"]):
+        for percent, group in all_runs[all_runs["model"] == name].groupby("train_percent", sort=True):
+            quality = over_runs.summarize(group[primary].astype(float).tolist(), CONFIDENCE)
+            cost = over_runs.summarize(group["fit_time_s"].astype(float).tolist(), CONFIDENCE)
+            rows.append({"model": name, "train_percent": int(percent),
+                         "x": float(group["train_images_per_class"].mean()), "runs": quality["n"],
+                         **{f"{primary}_{k}": quality[k] for k in SPREAD},
+                         **{f"fit_time_s_{k}": cost[k] for k in SPREAD}})
+    frame = pd.DataFrame(rows)
+    return frame.astype({c: float for c in frame.columns if c.endswith(SPREAD)})
+
+
+def data_size_statistics(all_runs: pd.DataFrame, names: list[str], seeds: list[int], cfg: dict) -> dict:
+    """The curve's paired comparisons at every size (Holm over pairs x sizes) and its one-sentence reading."""
+    primary = cfg["primary_metric"]
+    values: dict[str, dict[float, list[float]]] = {}
+    for name in names:
+        mine = all_runs[all_runs["model"] == name]
+        values[name] = {float(g["train_images_per_class"].iloc[0]):
+                        [float(g.loc[g["seed"] == s, primary].iloc[0]) for s in seeds]
+                        for _, g in mine.groupby("train_percent", sort=True)}
+    pairs = over_runs.curve_comparisons(values, cfg["alpha"], CONFIDENCE)
+    if len(cfg["percents"]) == 1:
+        statement = (f"One training-set size only ({cfg['percents'][0]} % of each class's training images): "
+                     "list more in `study.train_percent` for a data-size curve.")
+    else:
+        statement = over_runs.crossing_sentence(pairs, PRIMARY_METRICS[primary])
+    return {"metric": primary, "x": "training images per class", "percents": cfg["percents"], "pairs": pairs,
+            "statement": statement}
+
+
+def _spread_of(row: pd.Series, column: str) -> dict:
+    values = {k: row[f"{column}_{k}"] for k in SPREAD}
+    return {k: None if pd.isna(v) else v for k, v in values.items()}
+
+
+def data_size_markdown(curve: pd.DataFrame, statement: str, primary: str, figure_dir: str) -> list[str]:
+    label = PRIMARY_METRICS[primary]
+    table = pd.DataFrame({
+        "model": curve["model"], "training %": curve["train_percent"],
+        "images per class": curve["x"].map(lambda x: f"{x:g}"), "runs": curve["runs"],
+        label: [_spread_text(_spread_of(r, primary), ".4f") for _, r in curve.iterrows()],
+        "fit time (s)": [_spread_text(_spread_of(r, "fit_time_s"), ".1f") for _, r in curve.iterrows()]})
+    return ["## Data size: where does a model pay off?\n",
+            "Each model trained on nested subsets of the training images (`study.train_percent`; a smaller "
+            "subset of a seed lies inside every larger one, per class), validated and tested on the same "
+            "images as always. Paired t-tests by seed at every size, Holm-corrected across all pairs and sizes.\n",
+            f"**{statement}**\n",
+            f"![{label} and fit time vs training images per class]({figure_dir}/data_size.png)\n",
+            markdown_table(table)]
 
 
 def _cell(value, fmt: str | None = None) -> str:
@@ -347,7 +419,7 @@ def draw_figures(folder: Path, loaded: dict, runs: pd.DataFrame, stats: dict, cl
 # --- report ---------------------------------------------------------------------------------
 
 def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict, class_names: list[str],
-                    n_test: int, cfg: dict, figure_dir: str) -> str:
+                    n_test: int, cfg: dict, figure_dir: str, curve: pd.DataFrame) -> str:
     names = list(stats)
     seeds = cfg["seeds"]
     primary = PRIMARY_METRICS[summary["primary_metric"]]
@@ -367,6 +439,7 @@ def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict,
     parts += [
         "",
         f"Best by mean {primary}: **{summary['best']}** ({summary['best_score']:.4f}).\n",
+        *data_size_markdown(curve, summary["data_size"]["statement"], summary["primary_metric"], figure_dir),
         "## Quality over runs\n",
         markdown_table(summary_table(stats, cfg["families"], runs, QUALITY)),
         "## Cost over runs\n",
@@ -396,33 +469,57 @@ def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict,
     return "\n".join(parts)
 
 
+def check_same_test_size(sized: dict, n_test: int, inputs: Inputs) -> None:
+    """Every size's runs were evaluated on the test split the main runs were (evaluate uses all of it)."""
+    for (name, seed, percent), data in sized.items():
+        if data["eval"]["num_test_images"] != n_test:
+            raise DataError(f"{layout.eval_metrics_path(name, seed, inputs.eval, percent=percent)}: "
+                            f"{data['eval']['num_test_images']} test images, the other runs {n_test}: re-run "
+                            f"`dvc repro evaluate@{layout.run_label(name, seed, percent)}`")
+
+
 def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) -> dict:
-    """Read every run's results, write all the report's outputs; returns the comparison summary."""
-    names, seeds = list(cfg["families"]), cfg["seeds"]
-    loaded = {(name, seed): load_run_inputs(name, seed, inputs) for name in names for seed in seeds}
-    check_same_test_set(loaded, inputs)
+    """Read every run's results, write all the report's outputs; returns the comparison summary.
+
+    Verdicts, tables and per-model figures use the runs at the largest training-set size; the
+    data-size curve uses every size."""
+    names, seeds, full = list(cfg["families"]), cfg["seeds"], cfg["percents"][-1]
+    loaded = {(name, seed): load_run_inputs(name, seed, full, inputs) for name in names for seed in seeds}
+    check_same_test_set(loaded, inputs, full)
     frame = next(iter(loaded.values()))["predictions"]
     class_names = [c[len("prob:"):] for c in frame.columns if c.startswith("prob:")]
+    sized = {(name, seed, percent): (loaded[(name, seed)] if percent == full else
+                                     load_run_metrics(name, seed, percent, inputs))
+             for name in names for percent in cfg["percents"] for seed in seeds}
+    check_same_test_size(sized, len(frame), inputs)
+    all_runs = runs_table(sized, cfg["families"])
+    curve = data_size_table(all_runs, cfg["primary_metric"])
     runs = runs_table(loaded, cfg["families"])
     stats = model_statistics(runs)
     pairs = pair_statistics(names, runs, seeds, mcnemar_runs(names, seeds, frame["label"].to_numpy(), loaded), cfg)
     primary = cfg["primary_metric"]
     best = max(names, key=lambda n: stats[n][primary]["mean"])
+    data_size = {**data_size_statistics(all_runs, names, seeds, cfg),
+                 "curve": curve.astype(object).where(curve.notna(), None).to_dict(orient="records")}
     summary = _rounded({"primary_metric": primary, "alpha": cfg["alpha"], "confidence": CONFIDENCE, "seeds": seeds,
-                        "best": best, "best_score": stats[best][primary]["mean"], "models": stats, "pairs": pairs})
+                        "train_percent": full, "best": best, "best_score": stats[best][primary]["mean"],
+                        "models": stats, "pairs": pairs, "data_size": data_size})
     thumbs = thumbnails(frame, len(class_names), inputs.prepared)
 
     with atomic_output(outputs.figures) as tmp:
         tmp.mkdir()
         draw_figures(tmp, loaded, runs, stats, class_names, thumbs, cfg)
+        figures.data_size_curve(tmp / "data_size.png", curve, primary, PRIMARY_METRICS[primary],
+                                figures.model_colors(names))
     figure_dir = Path(os.path.relpath(outputs.figures, outputs.report_md.parent)).as_posix()
-    write_csv(outputs.table_csv, runs)
+    write_csv(outputs.table_csv, all_runs)
+    write_csv(outputs.data_size_csv, curve)
     with atomic_output(outputs.table_md) as tmp:
         tmp.write_text("# Model comparison over runs\n\n" + markdown_table(summary_table(stats, cfg["families"], runs,
                                                                                            QUALITY)), encoding="utf-8")
     write_json(outputs.comparison, summary)
     with atomic_output(outputs.report_md) as tmp:
-        tmp.write_text(report_markdown(runs, stats, pairs, summary, class_names, len(frame), cfg, figure_dir),
+        tmp.write_text(report_markdown(runs, stats, pairs, summary, class_names, len(frame), cfg, figure_dir, curve),
                        encoding="utf-8")
     return summary
 
@@ -434,6 +531,7 @@ def main() -> None:
           f"best by mean {cfg['primary_metric']}: {summary['best']} -> {Outputs().report_md}")
     for pair in summary["pairs"].values():
         print(f"  {pair['verdict']}")
+    print(f"  data size: {summary['data_size']['statement']}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
-"""Stage `train@<model>`: train one model of the registry on the prepared tensors.
+"""Stage `train@<model>-<percent>-<seed>`: train one model of the registry on the prepared tensors.
 
-Usage: ``python -m stages.train <model> --seed <seed>``, where ``<model>`` is a key of
-the ``models`` section of params.yaml and ``<seed>`` one of ``study.seeds`` (dvc.yaml runs
-``train@<model>-<seed>`` for every pair). The seed sets the new layers' initialisation,
-the shuffling and dropout; the data is the same for every seed. Its keys are training settings (below) plus
+Usage: ``python -m stages.train <model> --percent <p> --seed <seed>``, where ``<model>`` is a
+key of the ``models`` section of params.yaml, ``<p>`` one of ``study.train_percent`` and
+``<seed>`` one of ``study.seeds`` (dvc.yaml runs ``train@<model>-<p>-<seed>`` for every
+combination). The run trains on ``p`` % of each class's training images, a nested subset
+(stages/lib/subsets.py: a smaller subset of a seed is inside every larger one); validation
+is always the whole val split. The seed sets the new layers' initialisation, the subset's
+order, the shuffling and dropout. A model's keys are training settings (below) plus
 the family's own options (see stages/models/<family>.py), e.g.::
 
     models:
@@ -21,7 +24,9 @@ dvclive, saves the trained model, and writes training cost metrics.
 
 A frozen base with nothing trainable before the head (``trainable: frozen``) is run
 once over train and val; the head then trains on those cached features
-(stages/lib/frozen.py, ``train.cache_frozen_features``), which gives the same head.
+(stages/lib/frozen.py, ``train.cache_frozen_features``), which gives the same head. A
+pretrained frozen base's features come from the ``features@<model>`` stage, computed once
+for every size and seed.
 """
 
 from __future__ import annotations
@@ -37,64 +42,16 @@ from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
 from stages.lib.dataset import make_dataset
-from stages.lib.distribute import STRATEGIES, mixed_precision_policy, pick_strategy
-from stages.lib.errors import ParamError, run_stage
+from stages.lib.distribute import mixed_precision_policy, pick_strategy
+from stages.lib.errors import run_stage
 from stages.lib.files import atomic_output, write_json
-from stages.lib.frozen import cached_split, split_at_head
-from stages.lib.layout import curves_dir, model_path, train_metrics_path
-from stages.lib.params import Section, model_stage_params
+from stages.lib.frozen import cached_split, load_features, split_at_head, take_rows
+from stages.lib.layout import FEATURES, FULL, curves_dir, features_dir, model_path, run_label, train_metrics_path
+from stages.lib.params import model_stage_params
+from stages.lib.subsets import nested_subset
 from stages.lib.prepared import PREPARED, open_split, read_meta
-from stages.lib.training import compile_for_training
+from stages.lib.training import compile_for_training, parse_model_params, parse_run_params  # noqa: F401
 from stages.models import build_model
-
-TRAIN_KEYS = ("family", "image_size", "epochs", "batch_size", "optimizer", "learning_rate", "early_stopping")
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-STOP_KEYS = ("monitor", "patience", "restore_best_weights")
-MONITORS = ("val_loss", "val_accuracy", "val_top3_accuracy", "val_macro_f1")
-
-
-def parse_model_params(name: str, values: dict, image_sizes: list[int]) -> dict:
-    """Validate the training keys of ``models.<name>``; the rest are family options."""
-    p = Section(values, f"models.{name}")
-    cfg = {
-        "family": p.str("family", allow_empty=False),
-        "image_size": p.int("image_size", minimum=1),
-        "epochs": p.int("epochs", minimum=1),
-        "batch_size": p.int("batch_size", minimum=1),
-        "optimizer": p.choice("optimizer", OPTIMIZERS),
-        "learning_rate": p.raw("learning_rate"),
-        "options": {k: v for k, v in values.items() if k not in TRAIN_KEYS},
-    }
-    lr = cfg["learning_rate"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-        raise ParamError(p.key("learning_rate"), f"must be a positive number, got {lr!r}")
-    if cfg["image_size"] not in image_sizes:
-        raise ParamError(
-            p.key("image_size"),
-            f"{cfg['image_size']} px is not prepared; prepare.image_sizes is {image_sizes}: add it there",
-        )
-    stop = Section(p.raw("early_stopping", {}) or {}, p.key("early_stopping"), known=STOP_KEYS)
-    cfg["early_stopping"] = {
-        "monitor": stop.choice("monitor", MONITORS, default="val_loss"),
-        "patience": stop.int("patience", minimum=0, default=0),  # 0 = off
-        "restore_best_weights": bool(stop.raw("restore_best_weights", True)),
-    }
-    return cfg
-
-
-RUN_FLAGS = ("mixed_precision", "jit_compile", "deterministic", "cache_frozen_features")
-
-
-def parse_run_params(values: dict) -> dict:
-    p = Section(values, "train", known=("strategy", *RUN_FLAGS))
-    flags = {}
-    for flag in RUN_FLAGS:
-        value = p.raw(flag, True if flag == "cache_frozen_features" else ...)
-        if not isinstance(value, bool):
-            raise ParamError(p.key(flag), f"expected true or false, got {value!r}")
-        flags[flag] = value
-    return {"strategy": p.choice("strategy", STRATEGIES), **flags}
-
 
 class TrainThroughput(keras.callbacks.Callback):
     """Times the training part of each epoch (validation excluded), wall and process CPU."""
@@ -120,8 +77,25 @@ class TrainThroughput(keras.callbacks.Callback):
         return sum(wall) / len(wall), sum(cpu) / sum(wall)
 
 
-def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PREPARED) -> dict:
-    """Train ``models.<name>`` with ``seed``; writes the model, the dvclive logs and the metrics file."""
+def frozen_inputs(name: str, extractor, train_split, val_split, rows, batch: int, features_root: Path):
+    """Train and val as base features: the features stage's (rows of the whole split) when they were
+    made by this very base, else computed here for this run's rows. Returns (train, val, source,
+    the stored features' one-off seconds or None)."""
+    policy = keras.mixed_precision.global_policy().name
+    stored, why, seconds = load_features(features_dir(name, features_root), extractor, policy,
+                                         {"train": train_split, "val": val_split})
+    if stored is not None:
+        return take_rows(stored["train"], rows), stored["val"], "features stage", seconds
+    print(f"train: computing this run's frozen-base features ({why})", flush=True)
+    return (cached_split(extractor, train_split, batch, rows), cached_split(extractor, val_split, batch),
+            "this run", None)
+
+
+def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PREPARED, *,
+          percent: int = FULL, features_root: Path = FEATURES) -> dict:
+    """Train ``models.<name>`` with ``seed`` on ``percent`` % of each class's training images
+    (stages/lib/subsets.py); writes the model, the dvclive logs and the metrics file."""
+    label = f"train@{run_label(name, seed, percent)}"
     keras.utils.set_random_seed(seed)
     if run["deterministic"]:
         tf.config.experimental.enable_op_determinism()
@@ -132,6 +106,8 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
     size, batch = cfg["image_size"], cfg["batch_size"]
     train_split, val_split = open_split("train", size, prepared), open_split("val", size, prepared)
     num_classes = len(train_split.class_names)
+    rows = nested_subset(train_split.paths, train_split.labels, percent, seed)
+    per_class = np.bincount(train_split.labels[rows], minlength=num_classes)
 
     with strategy.scope():
         model = build_model(cfg["family"], num_classes, size, cfg["options"], key_prefix=f"models.{name}")
@@ -139,17 +115,20 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
         # Only the model that trains is compiled: the saved file then holds no unbuilt optimizer.
         trained = parts[1] if parts else model
         compile_for_training(trained, cfg["optimizer"], cfg["learning_rate"], num_classes, run["jit_compile"])
-    features_time = None
+    features_time = features_source = stored_time = None
     if parts:
         start = time.perf_counter()
-        train_split, val_split = (cached_split(parts[0], s, batch) for s in (train_split, val_split))
+        train_split, val_split, features_source, stored_time = frozen_inputs(
+            name, parts[0], train_split, val_split, rows, batch, features_root)
+        rows = None  # the feature arrays hold this run's rows only
         features_time = time.perf_counter() - start
-        print(f"train@{name}-{seed}: frozen base: features of {len(train_split.labels) + len(val_split.labels)} "
-              f"images computed once in {features_time:.1f} s; training the head on them", flush=True)
+        print(f"{label}: frozen base: features of {len(train_split.labels) + len(val_split.labels)} images from "
+              f"{features_source} in {features_time:.1f} s; training the head on them", flush=True)
+    n_train = len(train_split.labels) if rows is None else len(rows)
     # One iterator for the whole fit (repeat + steps_per_epoch, each pass reshuffled): a fresh
     # iterator per epoch cost the default ViT ~20 % of its training throughput on 2 cores.
-    steps_per_epoch = math.ceil(len(train_split.labels) / batch)
-    train_ds = make_dataset(train_split, batch, shuffle=True, seed=seed).repeat()
+    steps_per_epoch = math.ceil(n_train / batch)
+    train_ds = make_dataset(train_split, batch, shuffle=True, seed=seed, rows=rows).repeat()
     val_ds = make_dataset(val_split, batch, shuffle=False, seed=seed)
 
     stop = cfg["early_stopping"]
@@ -164,12 +143,12 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
             )
         )
     print(
-        f"train@{name}-{seed}: {cfg['family']}, {model.count_params():,} parameters, {len(train_split.labels)} train / "
-        f"{len(val_split.labels)} val images at {size} px, batch {batch}, up to {cfg['epochs']} epochs, "
+        f"{label}: {cfg['family']}, {model.count_params():,} parameters, {n_train} train ({percent} %, "
+        f"{per_class.min()}-{per_class.max()} per class) / {len(val_split.labels)} val images at {size} px, batch {batch}, up to {cfg['epochs']} epochs, "
         f"{strategy.num_replicas_in_sync} replica(s)",
         flush=True,
     )
-    with atomic_output(curves_dir(name, seed)) as tmp_live:
+    with atomic_output(curves_dir(name, seed, percent=percent)) as tmp_live:
         # dvcyaml=False / save_dvc_exp=False: dvclive must not rewrite dvc.yaml or create experiments.
         live = Live(str(tmp_live), dvcyaml=False, save_dvc_exp=False, report=None)
         callbacks.append(DVCLiveCallback(live=live))
@@ -191,27 +170,34 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
         "params_total": int(model.count_params()),
         "params_trainable": trainable,
         "time_per_trainable_param": fit_time / trainable if trainable else None,
-        "train_img_per_s": round(len(train_split.labels) / epoch_seconds, 2),
+        "train_img_per_s": round(n_train / epoch_seconds, 2),
         "train_cpu_cores": round(cores, 2),
         "cached_features": bool(parts),
         "features_time_s": None if features_time is None else round(features_time, 3),
+        "features_source": features_source,
+        # The features stage's one-off time, shared by every run of the model: not in fit_time_s.
+        "stored_features_time_s": stored_time,
         "seed": seed,
+        "train_percent": percent,
+        "train_images": n_train,
+        "train_images_per_class": round(n_train / num_classes, 3),
+        "val_images": len(val_split.labels),
     }
-    with atomic_output(model_path(name, seed)) as tmp_model:
+    with atomic_output(model_path(name, seed, percent=percent)) as tmp_model:
         model.save(tmp_model)
-    write_json(train_metrics_path(name, seed), metrics)
+    write_json(train_metrics_path(name, seed, percent=percent), metrics)
     return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
-    name, seed, params, model_params = model_stage_params("train", argv)
+    name, seed, percent, params, model_params = model_stage_params("train", argv)
     cfg = parse_model_params(name, model_params, read_meta()["image_sizes"])
     run = parse_run_params(params["train"])
-    metrics = train(name, seed, cfg, run)
+    metrics = train(name, seed, cfg, run, percent=percent)
     print(
-        f"train@{name}-{seed}: {metrics['epochs_run']} epochs in {metrics['fit_time_s']:.1f} s "
+        f"train@{run_label(name, seed, percent)}: {metrics['epochs_run']} epochs in {metrics['fit_time_s']:.1f} s "
         f"(best {metrics['best_epoch']}), {metrics['train_img_per_s']:.0f} img/s on "
-        f"{metrics['train_cpu_cores']:.1f} cores -> {model_path(name, seed)}"
+        f"{metrics['train_cpu_cores']:.1f} cores -> {model_path(name, seed, percent=percent)}"
     )
 
 

@@ -114,9 +114,9 @@ def test_main_checks_params_before_loading_anything(monkeypatch, params, key):
     import stages.evaluate as stage
     import stages.lib.params
 
-    monkeypatch.setattr(stages.lib.params, "stage_params", lambda name: params if name == "evaluate@m-0" else None)
+    monkeypatch.setattr(stages.lib.params, "stage_params", lambda name: params if name == "evaluate@m-100-0" else None)
     with pytest.raises(ParamError) as err:
-        stage.main(["m", "--seed", "0"])
+        stage.main(["m", "--percent", "100", "--seed", "0"])
     assert err.value.key == key
 
 
@@ -140,18 +140,18 @@ def shrink(params):
 
 def test_dvc_repro_and_metrics_diff_after_a_param_change(repo_copy):
     edit_params(repo_copy, shrink)
-    run(["dvc", "repro", "evaluate@vit-0", "evaluate@mobilenet_v2-0"], repo_copy)
+    run(["dvc", "repro", "evaluate@vit-100-0", "evaluate@mobilenet_v2-100-0"], repo_copy)
     for name in ("vit", "mobilenet_v2"):
-        metrics = json.loads((repo_copy / f"metrics/eval/{name}/s0.json").read_text())
+        metrics = json.loads((repo_copy / f"metrics/eval/{name}/100pct/s0.json").read_text())
         assert METRIC_KEYS <= set(metrics) and metrics["num_test_images"] == 30  # 15 % of 10 x 20
-        assert len(pd.read_csv(repo_copy / f"data/predictions/{name}/s0.csv")) == 30
+        assert len(pd.read_csv(repo_copy / f"data/predictions/{name}/100pct/s0.csv")) == 30
     run(["git", "add", "-A"], repo_copy)
     run(["git", "commit", "-qm", "evaluate"], repo_copy)
 
     edit_params(repo_copy, lambda p: p["models"]["mobilenet_v2"].update(learning_rate=0.01))
-    out = run(["dvc", "repro", "evaluate@mobilenet_v2-0"], repo_copy).stdout
-    assert "Running stage 'train@mobilenet_v2-0'" in out and "train@vit" not in out
+    out = run(["dvc", "repro", "evaluate@mobilenet_v2-100-0"], repo_copy).stdout
+    assert "Running stage 'train@mobilenet_v2-100-0'" in out and "train@vit" not in out
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo_copy).stdout)
-    changed = diff["metrics/eval/mobilenet_v2/s0.json"]
+    changed = diff["metrics/eval/mobilenet_v2/100pct/s0.json"]
     assert {"log_loss", "eval_time_s"} <= set(changed), changed
-    assert "metrics/eval/vit/s0.json" not in diff  # the other models need not change
+    assert "metrics/eval/vit/100pct/s0.json" not in diff  # the other models need not change

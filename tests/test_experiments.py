@@ -16,7 +16,7 @@ def shrink(repo) -> None:
     config_path, models_path = repo / "conf/config.yaml", repo / "conf/models/digits.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["balance"]["images_per_class"] = 20
-    config["study"]["seeds"] = [0]
+    config["study"].update(seeds=[0], train_percent=[100])
     config["explain"].update(num_images=2, shap_max_evals=60)
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     vit = yaml.safe_load(models_path.read_text())["vit"]
@@ -40,17 +40,17 @@ def test_exp_run_set_param_then_show_and_diff_metrics_and_plots(repo_copy, tmp_p
     run(["dvc", "repro"], repo_copy)
     run(["git", "add", "-A"], repo_copy)
     run(["git", "commit", "-qm", "baseline"], repo_copy)
-    baseline = json.loads((repo_copy / "metrics/eval/vit/s0.json").read_text())
+    baseline = json.loads((repo_copy / "metrics/eval/vit/100pct/s0.json").read_text())
 
     run(["dvc", "exp", "run", "-n", "lr-high", "-S", "models.vit.learning_rate=0.01"], repo_copy)
 
     exp = experiments(repo_copy)["lr-high"]
     assert exp["params"]["params.yaml"]["data"]["models"]["vit"]["learning_rate"] == 0.01
-    exp_eval = exp["metrics"]["metrics/eval/vit/s0.json"]["data"]
+    exp_eval = exp["metrics"]["metrics/eval/vit/100pct/s0.json"]["data"]
     assert exp_eval["log_loss"] != baseline["log_loss"]
 
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo_copy).stdout)
-    eval_diff = diff["metrics/eval/vit/s0.json"]
+    eval_diff = diff["metrics/eval/vit/100pct/s0.json"]
     assert eval_diff["log_loss"]["old"] == baseline["log_loss"]
     assert eval_diff["log_loss"]["new"] == exp_eval["log_loss"] and eval_diff["log_loss"]["diff"] != 0
     params_diff = json.loads(run(["dvc", "params", "diff", "--json"], repo_copy).stdout)
@@ -59,7 +59,7 @@ def test_exp_run_set_param_then_show_and_diff_metrics_and_plots(repo_copy, tmp_p
 
     # The training curves of both revisions, side by side, as a reviewer sees them.
     plots = json.loads(run(["dvc", "plots", "diff", "--json", "HEAD"], repo_copy).stdout)
-    curve = "plots/train/vit/s0/plots/metrics/eval/loss.tsv"
+    curve = "plots/train/vit/100pct/s0/plots/metrics/eval/loss.tsv"
     revisions = {point["rev"] for plot in plots["data"] if curve in plot
                  for point in plots["data"][plot][0]["content"]["data"]["values"]}
     assert {"HEAD", "workspace"} <= revisions, plots["data"].keys()

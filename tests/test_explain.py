@@ -211,21 +211,21 @@ def test_predictions_of_other_images_are_refused(tmp_path):
     labels = np.arange(10) % 2
     frames = frames_for({"a": np.ones(10, bool), "b": np.ones(10, bool)}, labels)
     frames["b"] = frames["b"].iloc[::-1].reset_index(drop=True)
-    with pytest.raises(DataError, match=r"b/s0\.csv and .*a/s0\.csv are not the same test images"):
+    with pytest.raises(DataError, match=r"b/100pct/s0\.csv and .*a/100pct/s0\.csv are not the same test images"):
         check_same_images(frames, tmp_path, 0)
 
 
 # --- params ---------------------------------------------------------------------------------
 
 MODELS = {"vit": {"family": "vit"}, "mobilenet_v2": {"family": "mobilenet_v2"}}
-STUDY = {"seeds": [0, 1]}
+STUDY = {"seeds": [0, 1], "train_percent": [100]}
 
 
 def test_params_parse():
     cfg = parse_params({"explain": {**EXPLAIN, "layers": {"vit": None, "mobilenet_v2": "block_5_add"}},
-                        "models": MODELS, "study": {"seeds": [3, 1]}})
+                        "models": MODELS, "study": {"seeds": [3, 1], "train_percent": [100, 25]}})
     assert cfg["models"] == ["vit", "mobilenet_v2"] and cfg["layers"] == {"mobilenet_v2": "block_5_add"}
-    assert cfg["run_seed"] == 3  # the first seed's runs are explained
+    assert cfg["run_seed"] == 3 and cfg["run_percent"] == 100  # the first seed's runs at the largest size
 
 
 @pytest.mark.parametrize("over, key", [
@@ -325,5 +325,5 @@ def test_explicit_layer_and_missing_inputs(stage_inputs, tmp_path):
     assert explain(cfg, stage_inputs, outputs)["layers"] == {"mobilenet_v2": "block_9_add"}
 
     cfg = parse_params({"explain": EXPLAIN, "models": {"resnet50": {"family": "resnet50"}}, "study": STUDY})
-    with pytest.raises(DataError, match=r"resnet50/s0\.csv not found: run `dvc repro evaluate@resnet50-0`"):
+    with pytest.raises(DataError, match=r"resnet50/100pct/s0\.csv not found: run `dvc repro evaluate@resnet50-100-0`"):
         explain(cfg, stage_inputs, outputs)

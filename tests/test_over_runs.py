@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from stages.lib.over_runs import compare_models, holm, paired_runs, summarize, verdict
+from stages.lib.over_runs import (compare_models, crossing_sentence, curve_comparisons, holm, paired_runs,
+                                  summarize, verdict)
 
 
 def test_summarize_matches_a_hand_t_interval():
@@ -148,3 +149,95 @@ def test_verdict_not_significant_and_untestable():
     one = paired_runs([0.9], [0.85])
     text = verdict("vit", "resnet50", "macro-F1", one, alpha=0.05)
     assert "not testable: only 1 run" in text and "vit" in text and "resnet50" in text and "macro-F1" in text
+
+
+def curves(means: dict[str, dict[float, float]], n: int = 5, noise: float = 0.005, seed: int = 0):
+    """Per-seed values around the given mean curves: a seed-level offset shared by every model, plus noise."""
+    rng = np.random.default_rng(seed)
+    sizes = sorted({x for m in means.values() for x in m})
+    base = {x: rng.normal(0, 0.02, n) for x in sizes}
+    return {name: {x: list(mu + base[x] + rng.normal(0, noise, n)) for x, mu in m.items()}
+            for name, m in means.items()}
+
+
+def test_curve_comparisons_reports_the_planted_crossing():
+    # Sizes given in descending order: the result must sort them. b leads at 10 and 30, a wins at 100.
+    values = curves({"a": {100: 0.90, 30: 0.60, 10: 0.50, 5: 0.4}, "b": {100: 0.75, 30: 0.72, 10: 0.70}})
+    values["a"][10] = list(np.array([0.5, 0.52, 0.49, 0.51, 0.50]) + np.array(values["a"][10]) - 0.5)
+    result = curve_comparisons(values)
+    assert list(result) == ["a_vs_b"]
+    r = result["a_vs_b"]
+    assert [p["x"] for p in r["points"]] == [10, 30, 100]  # ascending, and x=5 (a only) left out
+    assert [p["better"] for p in r["points"]] == ["b", "b", "a"]
+    c = r["crossing"]
+    assert (c["winner"], c["loser"], c["x_below"], c["x_above"]) == ("a", "b", 30, 100)  # last size b led at
+    assert c["diff_below"] == pytest.approx(r["points"][1]["diff_mean"]) and c["diff_below"] < 0  # a - b
+    assert c["diff_above"] == pytest.approx(r["points"][2]["diff_mean"]) and c["diff_above"] > 0.1
+    assert c["p_below"] == r["points"][1]["t_p_holm"] and c["p_above"] == r["points"][2]["t_p_holm"] < 0.05
+    assert r["mean_crossing"] == {"x_below": 30, "x_above": 100, "winner": "a"}
+    text = crossing_sentence(result, "accuracy")
+    assert text.startswith("a overtakes b on accuracy between 30 and 100 training images per class (b better by +0.")
+    assert f"at 30, Holm p = {c['p_below']:.2g}" in text or f"Holm p = {c['p_below']:.1e}" in text
+    assert f"a better by {c['diff_above']:+.3f} at 100" in text and text.endswith(").")
+    assert "No crossing" not in text
+    json.dumps(result, allow_nan=False)
+    # The other pair order: diff_mean is now b - a, but the crossing still reads winner minus loser.
+    swapped = curve_comparisons({"b": values["b"], "a": values["a"]})["b_vs_a"]
+    assert swapped["crossing"] == pytest.approx(c) and swapped["crossing"]["winner"] == "a"
+    assert crossing_sentence({"b_vs_a": swapped}, "accuracy") == text
+
+
+def test_parallel_curves_do_not_cross():
+    values = curves({"a": {10: 0.6, 30: 0.7, 100: 0.8}, "b": {10: 0.5, 30: 0.6, 100: 0.7}})
+    r = curve_comparisons(values)["a_vs_b"]
+    assert r["crossing"] is None and r["mean_crossing"] is None
+    assert all(p["better"] == "a" for p in r["points"])
+    text = crossing_sentence({"a_vs_b": r}, "accuracy")
+    assert text == ("No crossing is supported by the runs: a is significantly better than b on accuracy "
+                    "at every size.")
+    # Drop the significance at one size: "at ... only", listing the sizes that remain.
+    values["b"][30] = list(np.array(values["a"][30]) + np.array([0.01, -0.01, 0.02, -0.02, 0.0]))
+    text = crossing_sentence(curve_comparisons(values), "accuracy")
+    assert text == ("No crossing is supported by the runs: a is significantly better than b on accuracy "
+                    "at 10 and 100 training images per class only.")
+
+
+def test_means_crossing_within_noise_is_not_a_supported_crossing():
+    rng = np.random.default_rng(1)
+    b = {10: rng.normal(0.7, 0.02, 5), 100: rng.normal(0.8, 0.02, 5)}
+    d = {10: np.array([-0.03, 0.02, -0.02, 0.01, 0.01]), 100: np.array([0.03, -0.02, 0.02, -0.01, 0.0])}
+    values = {"a": {x: list(b[x] + d[x]) for x in b}, "b": {x: list(v) for x, v in b.items()}}
+    r = curve_comparisons(values)["a_vs_b"]
+    assert not any(p["significant"] for p in r["points"]) and r["crossing"] is None
+    assert r["mean_crossing"] == {"x_below": 10, "x_above": 100, "winner": "a"}
+    assert crossing_sentence({"a_vs_b": r}, "macro-F1") == (
+        "No crossing is supported by the runs: the mean curves of a and b cross between 10 and 100 "
+        "training images per class but neither side is significant.")
+    # A zero difference in between has no sign: skipped, the crossing still spans 10 to 100.
+    values["a"][30] = values["b"][30] = [0.75] * 5
+    assert curve_comparisons(values)["a_vs_b"]["mean_crossing"] == {"x_below": 10, "x_above": 100, "winner": "a"}
+
+
+def test_curve_comparisons_holm_is_one_family_over_pairs_and_sizes():
+    values = curves({"a": {10: 0.50, 30: 0.60, 100: 0.80}, "b": {10: 0.51, 30: 0.62, 100: 0.75},
+                     "c": {10: 0.50, 30: 0.605, 100: 0.78}}, noise=0.01, seed=2)
+    result = curve_comparisons(values, alpha=0.05)
+    assert list(result) == ["a_vs_b", "a_vs_c", "b_vs_c"]
+    points = [p for r in result.values() for p in r["points"]]
+    assert len(points) == 9
+    raw = [p["t_p"] for p in points]
+    assert [p["t_p_holm"] for p in points] == pytest.approx(list(multipletests(raw, method="holm")[1]))
+    assert min(p["t_p_holm"] for p in points) == pytest.approx(9 * min(raw))  # nine tests, not three per pair
+    assert all(p["significant"] == (p["t_p_holm"] < 0.05) for p in points)
+    assert any(p["t_p"] < 0.05 <= p["t_p_holm"] for p in points)  # the correction changed a verdict
+
+
+def test_curve_comparisons_single_seed_is_untestable_and_does_not_raise():
+    values = {"a": {10: [0.5], 100: [0.9]}, "b": {10: [0.7], 100: [0.75]}}
+    r = curve_comparisons(values)["a_vs_b"]
+    assert all(p["t_p"] is None and p["t_p_holm"] is None and p["significant"] is False for p in r["points"])
+    assert r["crossing"] is None and r["mean_crossing"]["winner"] == "a"
+    text = crossing_sentence({"a_vs_b": r}, "accuracy")
+    assert text.startswith("No crossing is supported by the runs: a vs b is not testable with a single run per size")
+    assert curve_comparisons({"a": {10: [0.5]}}) == {}
+    assert "no pair" in crossing_sentence({}, "accuracy")

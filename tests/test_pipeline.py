@@ -79,30 +79,47 @@ def stale_stages(repo) -> set[str]:
     return set(json.loads(run(["dvc", "status", "--json"], repo).stdout))
 
 
+def _pretrained_mobilenet_v2(tmp_path) -> str:
+    """A local MobileNetV2 base weights file (alpha 0.35, 32 px): a stand-in for ImageNet weights offline."""
+    import keras
+
+    keras.utils.set_random_seed(7)
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
+    base.save_weights(tmp_path / "mobilenet_v2.weights.h5")
+    return str(tmp_path / "mobilenet_v2.weights.h5")
+
+
 def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_path):
-    """`dvc repro` of the whole default DAG (train, evaluate, report, explain) for 2 seeds, shrunk to 1 epoch on
-    20 images per class; adding a seed re-runs only the new runs; dvc push / pull brings back the exact artifacts."""
+    """`dvc repro` of the whole default DAG (features, train, evaluate, report, explain) for 2 seeds, shrunk to
+    1 epoch on 20 images per class; adding a seed or a training-set size re-runs only the new runs; dvc push /
+    pull brings back the exact artifacts."""
     set_params(repo_copy, "balance", images_per_class=20)
-    set_params(repo_copy, "study", seeds=[0, 1])
+    set_params(repo_copy, "study", seeds=[0, 1], train_percent=[100])
     params = yaml.safe_load((repo_copy / "params.yaml").read_text())
     for model in params["models"].values():
         model["epochs"] = 1
-    # Tracing the training step dominates these runs: a 1-layer ViT, and ResNet50 and MobileViTv2 with
-    # frozen bases (the cached-features path, end to end); MobileNetV2 still trains whole.
+    # Tracing the training step dominates these runs: a 1-layer ViT; ResNet50 and MobileViTv2 with frozen
+    # random bases (features cached within each run); MobileNetV2 frozen on a "pretrained" weights file, so
+    # the features stage computes its features once for every run.
     params["models"]["vit"].update(num_layers=1, hidden_dim=32, mlp_dim=64)
-    for name in ("resnet50", "mobilevitv2"):
+    for name in ("resnet50", "mobilevitv2", "mobilenet_v2"):
         params["models"][name]["trainable"] = "frozen"
+    params["models"]["mobilenet_v2"]["weights"] = _pretrained_mobilenet_v2(tmp_path)
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro"], repo_copy)
 
     families = set(params["models"])
     assert families == {"vit", "mobilenet_v2", "resnet50", "mobilevitv2"}
+    source = {"vit": None, "resnet50": "this run", "mobilevitv2": "this run", "mobilenet_v2": "features stage"}
     for name in families:
         for seed in (0, 1):
-            metrics = json.loads((repo_copy / f"metrics/train/{name}/s{seed}.json").read_text())
+            metrics = json.loads((repo_copy / f"metrics/train/{name}/100pct/s{seed}.json").read_text())
             assert metrics["epochs_run"] == 1 and metrics["params_trainable"] > 0 and metrics["seed"] == seed
-            assert metrics["cached_features"] is (name in ("resnet50", "mobilevitv2"))
-            assert (repo_copy / f"data/models/{name}/s{seed}.keras").stat().st_size > 10_000
+            assert metrics["cached_features"] is (name != "vit") and metrics["features_source"] == source[name]
+            assert metrics["train_images"] == 140 and metrics["val_images"] == 30
+            assert (repo_copy / f"data/models/{name}/100pct/s{seed}.keras").stat().st_size > 10_000
+        meta = json.loads((repo_copy / f"data/features/{name}/meta.json").read_text())
+        assert meta["reusable"] is (name == "mobilenet_v2"), meta
     assert "up to date" in run(["dvc", "status"], repo_copy).stdout
     assert json.loads(run(["dvc", "metrics", "show", "--json"], repo_copy).stdout)  # parses, lists metrics
 
@@ -111,10 +128,10 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
     html = (html_dir / "index.html").read_text()
     for name in families:
         for curve in ("train/loss.tsv", "eval/loss.tsv", "eval/macro_f1.tsv", "eval/top3_accuracy.tsv"):
-            assert f"plots/train/{name}/s0/plots/metrics/{curve}" in html
+            assert f"plots/train/{name}/100pct/s0/plots/metrics/{curve}" in html
         for figure in ("confusion", "mean_probability", "worst_classes", "reliability"):
             assert f"plots_report_{figure}_{name}.png" in html
-    for figure in ("study_curves", "learning_curves", "cost_frontier", "runs"):
+    for figure in ("study_curves", "learning_curves", "cost_frontier", "runs", "data_size"):
         assert f"plots_report_{figure}.png" in html
     report = (repo_copy / "plots/report.md").read_text()
     assert all(f"| {name} |" in report for name in families)
@@ -128,11 +145,18 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
     assert len(comparison["pairs"]) == 6
     assert all(len(p["mcnemar"]["p_holm"]) == 2 and p["verdict"] for p in comparison["pairs"].values())
 
-    # Adding a seed: only the new runs and the two stages that read every run are stale.
+    assert comparison["data_size"]["percents"] == [100] and "One training-set size only" in \
+        comparison["data_size"]["statement"]
+
+    # Adding a seed or a size: only the new runs and the two stages that read every run are stale
+    # (not the data stages, not the features, not the existing runs).
     set_params(repo_copy, "study", seeds=[0, 1, 2])
-    new_runs = {f"{stage}@{name}-2" for stage in ("train", "evaluate") for name in families}
+    new_runs = {f"{stage}@{name}-100-2" for stage in ("train", "evaluate") for name in families}
     assert stale_stages(repo_copy) == new_runs | {"report", "explain"}, stale_stages(repo_copy)
-    set_params(repo_copy, "study", seeds=[0, 1])
+    set_params(repo_copy, "study", seeds=[0, 1], train_percent=[50, 100])
+    new_runs = {f"{stage}@{name}-50-{seed}" for stage in ("train", "evaluate") for name in families for seed in (0, 1)}
+    assert stale_stages(repo_copy) == new_runs | {"report", "explain"}, stale_stages(repo_copy)
+    set_params(repo_copy, "study", seeds=[0, 1], train_percent=[100])
     assert stale_stages(repo_copy) == set()
 
     # Exact artifacts for a reviewer: push to a remote, clone, pull; then nothing re-runs.
@@ -145,10 +169,10 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
     run(["git", "clone", "-q", str(repo_copy), str(clone)], tmp_path)
     run(["dvc", "pull"], clone)
     for name in families:
-        assert (clone / f"data/models/{name}/s1.keras").read_bytes() == \
-            (repo_copy / f"data/models/{name}/s1.keras").read_bytes()
-        assert (clone / f"data/predictions/{name}/s1.csv").read_text() == \
-            (repo_copy / f"data/predictions/{name}/s1.csv").read_text()
+        assert (clone / f"data/models/{name}/100pct/s1.keras").read_bytes() == \
+            (repo_copy / f"data/models/{name}/100pct/s1.keras").read_bytes()
+        assert (clone / f"data/predictions/{name}/100pct/s1.csv").read_text() == \
+            (repo_copy / f"data/predictions/{name}/100pct/s1.csv").read_text()
     assert "up to date" in run(["dvc", "status"], clone).stdout
     lock = (clone / "dvc.lock").read_text()
     assert stale_stages(clone) == set()

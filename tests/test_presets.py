@@ -150,13 +150,17 @@ def test_preset_gives_the_expected_dag_with_readable_stage_names(preset, repo_co
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     nodes, edges = dag_edges(repo_copy)
     models, seeds = EXPECTED[preset]["models"], params["study"]["seeds"]
+    percents = params["study"]["train_percent"]
     assert len(seeds) >= 3  # every study preset rests on repeated runs
-    runs = [f"{m}-{s}" for m in models for s in seeds]
-    per_run = {f"{stage}@{r}" for stage in ("train", "evaluate") for r in runs}
-    assert nodes == {"digits", "balance", "split", "prepare", "report", "explain"} | per_run
+    assert percents == [25, 50, 100]  # and draws the data-size curve
+    runs = [(m, f"{m}-{p}-{s}") for m in models for p in percents for s in seeds]
+    per_run = {f"{stage}@{r}" for stage in ("train", "evaluate") for _, r in runs}
+    features = {f"features@{m}" for m in models}
+    assert nodes == {"digits", "balance", "split", "prepare", "report", "explain"} | per_run | features
     assert {("balance", "split"), ("split", "prepare")} <= edges
-    for r in runs:
-        assert {("prepare", f"train@{r}"), (f"train@{r}", f"evaluate@{r}"), (f"evaluate@{r}", "report"),
+    for m, r in runs:
+        assert {("prepare", f"features@{m}"), (f"features@{m}", f"train@{r}"), ("prepare", f"train@{r}"),
+                (f"train@{r}", f"evaluate@{r}"), (f"evaluate@{r}", "report"),
                 (f"train@{r}", "explain"), (f"evaluate@{r}", "explain")} <= edges, r
     assert ("digits", "balance") not in edges  # the study reads its own dataset folder
 

@@ -106,18 +106,20 @@ def test_reliability_and_cost_frontier_render(tmp_path, model_data):
 # --- the stage ------------------------------------------------------------------------------
 
 SEEDS = [0, 1, 2]
+PERCENTS = [50, 100]
 PARAMS = {
     "report": {"alpha": 0.05, "worst_classes": 5, "confused_per_class": 2},
     "models": {name: {"family": fam, "image_size": 16} for name, fam in FAMILIES.items()},
-    "study": {"seeds": SEEDS},
+    "study": {"seeds": SEEDS, "train_percent": PERCENTS},
     "evaluate": {"ece_bins": 10},
 }
 
 
-def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS) -> Inputs:
+def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS, percents=PERCENTS) -> Inputs:
     """Everything `report` reads, as the evaluate/train/prepare stages would have written it, for every run.
 
-    Model i's accuracy in run (seed) s is 0.9 - 0.1 i + 0.01 s: a planted, consistent difference."""
+    At the largest size model i's accuracy in run (seed) s is 0.9 - 0.1 i + 0.01 s: a planted, consistent
+    difference. At a smaller size it is 0.6 + 0.1 i + 0.01 s: the order is reversed, a planted crossing."""
     inputs = Inputs(*(root / d for d in ("predictions", "eval", "train", "curves", "prepared")))
     rng = np.random.default_rng(1)
     y = np.arange(n) % len(classes)
@@ -128,30 +130,34 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS) ->
     pd.DataFrame({"path": paths, "label": y, "class_name": np.array(classes)[y]}).to_csv(
         inputs.prepared / "test.csv", index=False)
     np.save(inputs.prepared / "16px" / "test.npy", rng.integers(0, 256, (n, 16, 16, 3), dtype=np.uint8))
-    for i, name in enumerate(families):
-        for seed in seeds:
+    for i, name, seed, percent in [(i, name, seed, p) for i, name in enumerate(families) for p in percents
+                                   for seed in seeds]:
+        full = percent == max(percents)
+        score = 0.9 - 0.1 * i + 0.01 * seed if full else 0.6 + 0.1 * i + 0.01 * seed
+        metrics = {k: float(score) for k in EVAL_KEYS}
+        metrics.update(eval_time_s=1.0 + i, infer_img_per_s=100.0, latency_ms_b1=5.0 * (i + 1),
+                       model_size_mb=1.5, params_total=10_000 * (i + 1), params_trainable=10_000 * (i + 1),
+                       num_test_images=n, per_class={})
+        train = {"fit_time_s": (30.0 * (i + 1) + seed) * percent / 100, "epochs_run": 5, "best_epoch": 5,
+                 "params_total": 10_000 * (i + 1), "params_trainable": 10_000 * (i + 1),
+                 "time_per_trainable_param": 0.003, "train_img_per_s": 50.0, "train_percent": percent,
+                 "train_images": 3 * percent, "train_images_per_class": 3 * percent / len(classes)}
+        for path, values in ((layout.eval_metrics_path(name, seed, inputs.eval, percent=percent), metrics),
+                             (layout.train_metrics_path(name, seed, inputs.train, percent=percent), train)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(values))
+        if full:  # predictions and curves are read for the largest size only
             probs = fake_probs(y, len(classes), 2.5 - i, seed=10 * i + seed)
             pred = probs.argmax(1)
             frame = pd.DataFrame({"path": paths, "label": y, "class_name": np.array(classes)[y], "pred_label": pred,
                                   "pred_class": np.array(classes)[pred]})
             frame[[f"prob:{c}" for c in classes]] = probs
-            out = layout.predictions_path(name, seed, inputs.predictions)
+            out = layout.predictions_path(name, seed, inputs.predictions, percent=percent)
             out.parent.mkdir(parents=True, exist_ok=True)
             frame.to_csv(out, index=False)
-            metrics = {k: float(0.9 - 0.1 * i + 0.01 * seed) for k in EVAL_KEYS}
-            metrics.update(eval_time_s=1.0 + i, infer_img_per_s=100.0, latency_ms_b1=5.0 * (i + 1),
-                           model_size_mb=1.5, params_total=10_000 * (i + 1), params_trainable=10_000 * (i + 1),
-                           num_test_images=n, per_class={})
-            for path, values in ((layout.eval_metrics_path(name, seed, inputs.eval), metrics),
-                                 (layout.train_metrics_path(name, seed, inputs.train),
-                                  {"fit_time_s": 30.0 * (i + 1) + seed, "epochs_run": 5, "best_epoch": 5,
-                                   "params_total": 10_000 * (i + 1), "params_trainable": 10_000 * (i + 1),
-                                   "time_per_trainable_param": 0.003, "train_img_per_s": 50.0})):
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(values))
             hist = fake_history(4 + seed, i + seed)  # runs of different lengths (early stopping)
             for sub, prefix in (("train", "train"), ("eval", "val")):
-                folder = layout.curves_dir(name, seed, inputs.curves) / "plots" / "metrics" / sub
+                folder = layout.curves_dir(name, seed, inputs.curves, percent=percent) / "plots" / "metrics" / sub
                 folder.mkdir(parents=True)
                 for metric in ("loss", "accuracy", "top3_accuracy", "macro_f1"):
                     pd.DataFrame({"step": hist["epoch"] - 1, metric: hist[f"{prefix}_{metric}"]}).to_csv(
@@ -161,19 +167,21 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS) ->
 
 def outputs_in(root) -> Outputs:
     return Outputs(root / "metrics" / "comparison.csv", root / "metrics" / "comparison.md",
-                   root / "metrics" / "comparison.json", root / "plots" / "report", root / "plots" / "report.md")
+                   root / "metrics" / "comparison.json", root / "plots" / "report", root / "plots" / "report.md",
+                   root / "metrics" / "data_size.csv")
 
 
 def test_report_end_to_end(tmp_path):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
     build_report(parse_params(PARAMS), inputs, outputs)
 
-    table = pd.read_csv(outputs.table_csv)  # one row per run
-    assert list(table["model"]) == [m for m in FAMILIES for _ in SEEDS] and list(table["seed"]) == SEEDS * 2
+    table = pd.read_csv(outputs.table_csv)  # one row per run, every size
+    assert list(table["model"]) == [m for m in FAMILIES for _ in PERCENTS for _ in SEEDS]
+    assert list(table["seed"]) == SEEDS * 4 and list(table["train_percent"]) == [50] * 3 + [100] * 3 + [50] * 3 + [100] * 3
     assert {"accuracy", "latency_ms_b1", "fit_time_s", "epochs_run", "time_per_trainable_param"} <= set(table)
     summary = json.loads(outputs.comparison.read_text())
-    assert summary["seeds"] == SEEDS and summary["best"] == "vit"
-    acc = summary["models"]["vit"]["accuracy"]
+    assert summary["seeds"] == SEEDS and summary["best"] == "vit" and summary["train_percent"] == 100
+    acc = summary["models"]["vit"]["accuracy"]  # the largest size's runs only
     assert acc["n"] == 3 and acc["mean"] == pytest.approx(0.91) and acc["ci_low"] < 0.91 < acc["ci_high"]
     pair = summary["pairs"]["vit_vs_mobilenet_v2"]
     # The planted difference is exactly 0.1 in every run: found, in the right direction.
@@ -184,7 +192,7 @@ def test_report_end_to_end(tmp_path):
     assert "| vit | vit | 3 |" in outputs.table_md.read_text()
 
     pngs = {p.name for p in outputs.figures.iterdir()}
-    expected = {"study_curves.png", "learning_curves.png", "cost_frontier.png", "runs.png"} | {
+    expected = {"study_curves.png", "learning_curves.png", "cost_frontier.png", "runs.png", "data_size.png"} | {
         f"{stem}_{m}.png" for m in FAMILIES for stem in ("confusion", "mean_probability", "worst_classes",
                                                          "reliability")}
     assert pngs == expected  # nothing else, no temporary leftovers
@@ -196,6 +204,21 @@ def test_report_end_to_end(tmp_path):
     assert "4 classes" in md and "40 test images" in md and "vit vs mobilenet_v2" in md
     assert f"- {pair['verdict']}." in md
     assert str(tmp_path) not in md
+
+    # The data-size curve: mobilenet_v2 leads by 0.1 at 50 %, vit by 0.1 at 100 %, in every run.
+    curve = pd.read_csv(outputs.data_size_csv)
+    assert list(zip(curve["model"], curve["train_percent"], curve["x"])) == [
+        ("vit", 50, 37.5), ("vit", 100, 75.0), ("mobilenet_v2", 50, 37.5), ("mobilenet_v2", 100, 75.0)]
+    assert curve["accuracy_mean"].tolist() == pytest.approx([0.61, 0.91, 0.71, 0.81])
+    assert (curve["runs"] == 3).all() and (curve["accuracy_ci_low"] < curve["accuracy_mean"]).all()
+    assert curve["fit_time_s_mean"].tolist() == pytest.approx([15.5, 31.0, 30.5, 61.0])
+    size = summary["data_size"]
+    crossing = size["pairs"]["vit_vs_mobilenet_v2"]["crossing"]
+    assert (crossing["winner"], crossing["loser"], crossing["x_below"], crossing["x_above"]) == (
+        "vit", "mobilenet_v2", 37.5, 75.0)
+    assert size["statement"].startswith("vit overtakes mobilenet_v2 on accuracy between 37.5 and 75")
+    assert f"**{size['statement']}**" in md and "report/data_size.png" in links
+    assert "data_size.png" in pngs
 
 
 def test_mean_history_band_over_runs_of_different_lengths():
@@ -235,7 +258,8 @@ def test_primary_metric_names_the_best_model(tmp_path, metric, title):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
     summary = build_report(parse_params({**PARAMS, "report": {**PARAMS["report"], "primary_metric": metric}}),
                            inputs, outputs)
-    means = pd.read_csv(outputs.table_csv).groupby("model")[metric].mean()
+    table = pd.read_csv(outputs.table_csv)
+    means = table[table["train_percent"] == max(PERCENTS)].groupby("model")[metric].mean()  # the largest size
     assert summary["primary_metric"] == metric
     assert summary["best"] == means.idxmax()
     assert summary["best_score"] == pytest.approx(means.max(), abs=1e-6)
@@ -256,7 +280,7 @@ def test_bad_params_name_the_key(key, value):
 def test_missing_predictions_name_the_file_and_write_nothing(tmp_path):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
     layout.predictions_path("mobilenet_v2", 1, inputs.predictions).unlink()
-    with pytest.raises(DataError, match=r"mobilenet_v2/s1\.csv not found: run `dvc repro evaluate@mobilenet_v2-1`"):
+    with pytest.raises(DataError, match=r"mobilenet_v2/100pct/s1\.csv not found: run `dvc repro evaluate@mobilenet_v2-100-1`"):
         build_report(parse_params(PARAMS), inputs, outputs)
     assert not (tmp_path / "out").exists()
 
@@ -265,5 +289,24 @@ def test_predictions_of_different_test_images_are_refused(tmp_path):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
     path = layout.predictions_path("mobilenet_v2", 2, inputs.predictions)
     pd.read_csv(path).iloc[::-1].to_csv(path, index=False)  # same rows, other order: pairing would be wrong
-    with pytest.raises(DataError, match=r"mobilenet_v2/s2\.csv and .*vit/s0\.csv are not the same test images"):
+    with pytest.raises(DataError, match=r"mobilenet_v2/100pct/s2\.csv and .*vit/100pct/s0\.csv are not the same test"):
         build_report(parse_params(PARAMS), inputs, outputs)
+
+
+def test_every_size_must_be_tested_on_the_same_test_split(tmp_path):
+    """Val and test never change across sizes: a smaller-size run evaluated on other test images is refused."""
+    inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
+    path = layout.eval_metrics_path("vit", 1, inputs.eval, percent=50)
+    metrics = json.loads(path.read_text())
+    path.write_text(json.dumps({**metrics, "num_test_images": metrics["num_test_images"] - 4}))
+    with pytest.raises(DataError, match=r"vit/50pct/s1\.json: 36 test images, the other runs 40.*evaluate@vit-50-1"):
+        build_report(parse_params(PARAMS), inputs, outputs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_size_says_how_to_get_a_curve(tmp_path):
+    inputs, outputs = write_inputs(tmp_path / "in", percents=[100]), outputs_in(tmp_path / "out")
+    summary = build_report(parse_params({**PARAMS, "study": {"seeds": SEEDS, "train_percent": [100]}}),
+                           inputs, outputs)
+    assert "One training-set size only" in summary["data_size"]["statement"]
+    assert len(pd.read_csv(outputs.data_size_csv)) == 2 and (outputs.figures / "data_size.png").is_file()

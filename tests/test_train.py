@@ -60,19 +60,20 @@ def test_train_writes_model_metrics_and_dvclive_curves(prepared, tmp_path, monke
     assert set(metrics) == {
         "fit_time_s", "epochs_run", "best_epoch", "params_total", "params_trainable",
         "time_per_trainable_param", "train_img_per_s", "train_cpu_cores", "cached_features", "features_time_s",
-        "seed",
+        "features_source", "stored_features_time_s", "seed", "train_percent", "train_images", "train_images_per_class", "val_images",
     }
+    assert metrics["train_percent"] == 100 and metrics["train_images"] == 24 and metrics["val_images"] == 6
     assert metrics["cached_features"] is False and metrics["features_time_s"] is None  # a ViT trains whole
     assert metrics["epochs_run"] in (1, 2) and 1 <= metrics["best_epoch"] <= metrics["epochs_run"]
     assert metrics["params_trainable"] == metrics["params_total"]  # vit fine-tunes everything
     assert metrics["time_per_trainable_param"] == pytest.approx(metrics["fit_time_s"] / metrics["params_trainable"], rel=1e-2)
-    assert json.loads((tmp_path / "metrics/train/tiny/s0.json").read_text()) == metrics
-    curves = tmp_path / "plots/train/tiny/s0/plots/metrics"
+    assert json.loads((tmp_path / "metrics/train/tiny/100pct/s0.json").read_text()) == metrics
+    curves = tmp_path / "plots/train/tiny/100pct/s0/plots/metrics"
     for split in ("train", "eval"):
         for name in ("loss", "accuracy", "top3_accuracy", "macro_f1"):
             tsv = pd.read_csv(curves / split / f"{name}.tsv", sep="\t")
             assert len(tsv) == metrics["epochs_run"] and tsv[name].notna().all()
-    model = load_model(tmp_path / "data/models/tiny/s0.keras")
+    model = load_model(tmp_path / "data/models/tiny/100pct/s0.keras")
     x = open_split("test", 16, prepared).images[:3]
     probs = model.predict(np.asarray(x), verbose=0)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
@@ -129,22 +130,25 @@ def test_train_cli_errors_name_the_key(repo_copy):
     params["models"]["mobilenet_v2"]["weights"] = "no/such/weights.h5"
     (repo_copy / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro", "prepare"], repo_copy)
-    proc = run(["python", "-m", "stages.train", "mobilenet_v2", "--seed", "0"], repo_copy, check=False)
+    proc = run(["python", "-m", "stages.train", "mobilenet_v2", "--percent", "100", "--seed", "0"], repo_copy,
+               check=False)
     assert proc.returncode == 2 and "models.mobilenet_v2.weights" in proc.stderr and "no/such/weights.h5" in proc.stderr
-    assert not (repo_copy / "data/models/mobilenet_v2/s0.keras").exists()
+    assert not (repo_copy / "data/models/mobilenet_v2/100pct/s0.keras").exists()
     proc = run(["python", "-m", "stages.train", "nonexistent"], repo_copy, check=False)
     assert proc.returncode != 0 and "nonexistent" in proc.stderr
-    proc = run(["python", "-m", "stages.train", "vit", "--seed", "99"], repo_copy, check=False)  # not in study.seeds
-    assert proc.returncode == 2 and "study.seeds" in proc.stderr
+    proc = run(["python", "-m", "stages.train", "vit", "--percent", "100", "--seed", "99"], repo_copy, check=False)
+    assert proc.returncode == 2 and "study.seeds" in proc.stderr  # 99 is not in study.seeds
+    proc = run(["python", "-m", "stages.train", "vit", "--percent", "33", "--seed", "0"], repo_copy, check=False)
+    assert proc.returncode == 2 and "study.train_percent" in proc.stderr  # nor 33 in study.train_percent
 
 
-def _train_run(prepared, root, monkeypatch, values, seed=0, **run_over):
+def _train_run(prepared, root, monkeypatch, values, seed=0, percent=100, **run_over):
     """Train in its own folder; returns (metrics, loaded model, test probabilities)."""
     root.mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(root)
     metrics = train("m", seed, parse_model_params("m", values, [values["image_size"]]),
-                    parse_run_params(dict(RUN, **run_over)), prepared)
-    model = load_model(root / f"data/models/m/s{seed}.keras")
+                    parse_run_params(dict(RUN, **run_over)), prepared, percent=percent)
+    model = load_model(root / f"data/models/m/{percent}pct/s{seed}.keras")
     x = np.asarray(open_split("test", values["image_size"], prepared).images)
     return metrics, model, model.predict(x, verbose=0)
 
@@ -167,8 +171,8 @@ def test_cached_frozen_features_give_the_uncached_head(tmp_path, monkeypatch):
         np.testing.assert_array_equal(wc, wp)
     # The curves keep their meaning: the same per-epoch train/val losses on both paths.
     for split in ("train", "eval"):
-        loss_c = pd.read_csv(tmp_path / f"cached/plots/train/m/s0/plots/metrics/{split}/loss.tsv", sep="\t")["loss"]
-        loss_p = pd.read_csv(tmp_path / f"plain/plots/train/m/s0/plots/metrics/{split}/loss.tsv", sep="\t")["loss"]
+        loss_c = pd.read_csv(tmp_path / f"cached/plots/train/m/100pct/s0/plots/metrics/{split}/loss.tsv", sep="\t")["loss"]
+        loss_p = pd.read_csv(tmp_path / f"plain/plots/train/m/100pct/s0/plots/metrics/{split}/loss.tsv", sep="\t")["loss"]
         np.testing.assert_allclose(loss_c, loss_p, rtol=1e-4)
 
 
@@ -233,3 +237,92 @@ def test_mixed_precision_policy_follows_the_gpu():
     assert mixed_precision_policy((8, 0)) == "mixed_bfloat16"  # A100
     assert mixed_precision_policy((7, 5)) == "mixed_float16"  # T4: float16 with loss scaling
     assert mixed_precision_policy((0, 0)) == "mixed_float16"
+
+
+def test_a_smaller_size_trains_on_its_nested_subset_and_the_whole_val_split(prepared, tmp_path, monkeypatch):
+    """The run's training rows are exactly nested_subset's; validation is never subset."""
+    import stages.train as train_stage
+    from stages.lib.subsets import nested_subset
+
+    calls = []
+    real = train_stage.make_dataset
+
+    def spy(split, batch_size, shuffle, seed, one_hot=True, rows=None):
+        calls.append((len(split.labels), shuffle, None if rows is None else rows.tolist()))
+        return real(split, batch_size, shuffle, seed, one_hot, rows)
+
+    monkeypatch.setattr(train_stage, "make_dataset", spy)
+    monkeypatch.chdir(tmp_path)
+    metrics = train("tiny", 3, parse_model_params("tiny", TINY_VIT, [16]), parse_run_params(RUN), prepared, percent=50)
+    split = open_split("train", 16, prepared)
+    expected = nested_subset(split.paths, split.labels, 50, 3)
+    assert len(expected) == 12 and np.bincount(split.labels[expected]).tolist() == [4, 4, 4]
+    (n_train, shuffled, rows), (n_val, _, val_rows) = calls
+    assert shuffled and n_train == 24 and rows == expected.tolist()
+    assert n_val == 6 and val_rows is None  # the whole val split, as at every size
+    assert (metrics["train_percent"], metrics["train_images"], metrics["train_images_per_class"],
+            metrics["val_images"]) == (50, 12, 4.0, 6)
+    assert (tmp_path / "data/models/tiny/50pct/s3.keras").is_file()
+    assert (tmp_path / "metrics/train/tiny/50pct/s3.json").is_file()
+
+
+def _base_weights_file(tmp_path) -> str:
+    """A MobileNetV2 (alpha 0.35, 32 px) base weights file: what a user's local pretrained file is."""
+    import keras
+
+    keras.utils.set_random_seed(123)
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None)
+    path = tmp_path / "base.weights.h5"
+    base.save_weights(path)
+    return str(path)
+
+
+def test_features_stage_stores_a_pretrained_frozen_base_once_for_every_size_and_seed(tmp_path, monkeypatch):
+    """features@<model> computes train+val features once; every run (size, seed) reuses them and trains the
+    same head as a run that computes its own."""
+    from stages.features import compute
+
+    prepared = make_prepared_store(tmp_path, size=32)
+    pretrained = dict(TINY_FROZEN, weights=_base_weights_file(tmp_path))
+    root = tmp_path / "shared"
+    root.mkdir()
+    monkeypatch.chdir(root)
+    meta = compute("m", parse_model_params("m", pretrained, [32]), parse_run_params(RUN), prepared)
+    assert meta["reusable"] is True and {s: v["rows"] for s, v in meta["splits"].items()} == {"train": 24, "val": 6}
+    stored = np.load(root / "data/features/m/train.npy")
+    assert stored.shape[0] == 24 and stored.ndim == 2
+
+    runs = {}
+    for percent, seed in ((50, 0), (50, 1), (100, 0)):
+        runs[(percent, seed)] = _train_run(prepared, root, monkeypatch, pretrained, seed=seed, percent=percent)
+        assert runs[(percent, seed)][0]["features_source"] == "features stage"
+        assert runs[(percent, seed)][0]["stored_features_time_s"] == meta["seconds"] > 0
+    assert runs[(50, 0)][0]["train_images"] == 12 and runs[(100, 0)][0]["train_images"] == 24
+    # The same run without the stored features computes its own: the same head, the same predictions.
+    alone, model_a, probs_a = _train_run(prepared, tmp_path / "alone", monkeypatch, pretrained, seed=1, percent=50)
+    assert alone["features_source"] == "this run" and alone["stored_features_time_s"] is None
+    _, model_s, probs_s = runs[(50, 1)]
+    for wa, ws in zip(model_a.get_layer("head").get_weights(), model_s.get_layer("head").get_weights()):
+        np.testing.assert_allclose(wa, ws, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(probs_a, probs_s, rtol=1e-4, atol=1e-5)
+    # Stored features of another base are not used: the run computes its own.
+    other = dict(pretrained, weights=None)
+    keras_seeded, _, _ = _train_run(prepared, root, monkeypatch, other, seed=0, percent=50)
+    assert keras_seeded["features_source"] == "this run"
+
+
+@pytest.mark.parametrize("over, run_over, reason", [
+    (dict(weights=None), {}, "randomly initialised"),  # the seed is the base: nothing to share
+    (dict(trainable="full"), {}, "the base trains"),
+    ({}, dict(cache_frozen_features=False), "cache_frozen_features is false"),
+])
+def test_features_stage_writes_only_a_note_when_features_cannot_be_shared(tmp_path, monkeypatch, over, run_over,
+                                                                          reason):
+    from stages.features import compute
+
+    prepared = make_prepared_store(tmp_path, size=32)
+    values = {**TINY_FROZEN, "weights": _base_weights_file(tmp_path), **over}
+    monkeypatch.chdir(tmp_path)
+    meta = compute("m", parse_model_params("m", values, [32]), parse_run_params(dict(RUN, **run_over)), prepared)
+    assert meta["reusable"] is False and reason in meta["reason"]
+    assert sorted(p.name for p in (tmp_path / "data/features/m").iterdir()) == ["meta.json"]

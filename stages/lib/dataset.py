@@ -18,9 +18,13 @@ CHUNK_IMAGES = 256
 
 
 def make_dataset(
-    split: PreparedSplit, batch_size: int, shuffle: bool, seed: int, one_hot: bool = True
+    split: PreparedSplit, batch_size: int, shuffle: bool, seed: int, one_hot: bool = True,
+    rows: np.ndarray | None = None,
 ) -> tf.data.Dataset:
     """(images, labels) batches; labels one-hot float32 unless ``one_hot=False``.
+
+    ``rows``: only these rows of the split (a nested training subset), in this order before
+    shuffling; None = every row.
 
     ``split.images`` is usually the uint8 [n, s, s, 3] memory map; any array with one
     row per image works (the frozen-base path passes the base's features here, so the
@@ -42,16 +46,19 @@ def make_dataset(
             y = tf.one_hot(y, num_classes, dtype=tf.float32)
         return x, y
 
-    ds = tf.data.Dataset.range(len(labels))
+    if rows is None:
+        ds, n = tf.data.Dataset.range(len(labels)), len(labels)
+    else:
+        ds, n = tf.data.Dataset.from_tensor_slices(np.asarray(rows, dtype=np.int64)), len(rows)
     if shuffle:
-        ds = ds.shuffle(len(labels), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
     # One Python call per chunk of several batches, then split into batches in C++:
     # a numpy_function per batch cost ~4 % of MobileNetV2's training throughput on 2 cores.
     chunk = batch_size * max(1, CHUNK_IMAGES // batch_size)
     ds = ds.batch(chunk).map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).rebatch(batch_size)
     # rebatch() loses the cardinality; without it Keras learns the epoch length by running
     # out of data and warns "Your input ran out of data" every epoch.
-    ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(len(labels) / batch_size)))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(n / batch_size)))
     options = tf.data.Options()
     # Under MultiWorkerMirroredStrategy each worker keeps every N-th batch (there are no
     # files to shard by); tf.distribute then splits each global batch across replicas.

@@ -28,7 +28,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullFormatter, NullLocator  # noqa: E402
 from sklearn.metrics import confusion_matrix  # noqa: E402
 
 DPI = 120
@@ -282,4 +282,43 @@ def runs_strip(runs: pd.DataFrame, metric: str, label: str, summary: Mapping[str
            if n.min() != n.max() else f"{label} of every run (dots), mean and 95% CI (bars), {n.min()} runs per model",
            ylabel=label)
     ax.title.set_fontsize(10)
+    return _save(fig, path)
+
+
+def _size_panel(ax, curve: pd.DataFrame, column: str, colors: Mapping) -> None:
+    """``column``'s mean per model against x, markers at each size, a band where the interval exists."""
+    for name, rows in curve.groupby("model", sort=False):
+        rows = rows.sort_values("x")
+        x = rows["x"].to_numpy(float)
+        ax.plot(x, rows[f"{column}_mean"].to_numpy(float), "-o", color=colors[name], label=name, markersize=5)
+        low = pd.to_numeric(rows[f"{column}_ci_low"], errors="coerce").to_numpy(float)
+        high = pd.to_numeric(rows[f"{column}_ci_high"], errors="coerce").to_numpy(float)
+        if np.isfinite(low).any() and np.isfinite(high).any():  # NaN (single run) leaves a gap, not a band
+            ax.fill_between(x, low, high, color=colors[name], alpha=0.2, lw=0)
+    # Log scale, because sizes usually double; ticks at the sizes actually trained, as plain numbers.
+    sizes = np.sort(curve["x"].unique().astype(float))
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{s:g}" for s in sizes])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(sizes[0] / 1.25, sizes[-1] * 1.25)  # also a sane range around a single size
+    ax.set_xlabel("training images per class (log scale)")
+
+
+@styled
+def data_size_curve(path, curve: pd.DataFrame, metric: str, metric_label: str, colors: dict) -> Figure:
+    """``metric`` (left) and fit time (right) against training images per class: mean and 95% CI over seeds.
+
+    ``curve``: one row per (model, x) with ``runs``, ``<metric>_mean/_ci_low/_ci_high`` and
+    ``fit_time_s_mean/_ci_low/_ci_high`` (intervals NaN with a single run: no band then). The cost
+    panel sits beside the quality panel so a gain from more data is read together with its price.
+    """
+    fig = Figure(figsize=(12, 4.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    _size_panel(left, curve, metric, colors)
+    left.set(title=f"{metric_label} vs training-set size", ylabel=metric_label)
+    _size_panel(right, curve, "fit_time_s", colors)
+    right.set(title="What each point costs: fit time", ylabel="fit time (s)")
+    fig.legend(handles=left.get_lines(), loc="outside right center")
+    fig.suptitle(f"{metric_label} and cost vs training-set size (mean, 95% CI over seeds)")
     return _save(fig, path)

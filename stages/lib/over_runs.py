@@ -150,3 +150,111 @@ def verdict(name_a: str, name_b: str, metric_label: str, pair: dict, alpha: floa
     return (f"no significant difference between {name_a} and {name_b} on {metric_label}: "
             f"{name_a} - {name_b} = {diff:+.3f} ({level} {pair['diff_ci_low']:+.3f} to "
             f"{pair['diff_ci_high']:+.3f}; paired t-test over {runs}, {p_text})")
+
+
+def curve_comparisons(values: dict[str, dict[float, list[float]]], alpha: float = 0.05,
+                      confidence: float = 0.95) -> dict[str, dict]:
+    """:func:`paired_runs` for every pair of models at every training size both have, and where they cross.
+
+    ``values[model][x]``: the per-seed values at training size ``x`` (same seed order for every
+    model at a given x; runs at one size used the same images, so the pairing holds per size).
+    The t-test p-values of all pairs and sizes are Holm-corrected together, as one family: every
+    (pair, size) test is one more chance of a false positive, and "the curves cross" is read off
+    several of them at once. Pairs are keyed ``"<a>_vs_<b>"`` (insertion order), each with:
+
+    - ``points``: one per shared size, ascending x: ``{"x", **paired_runs, "t_p_holm", "significant",
+      "better"}`` (``better`` names the model with the higher mean when significant, else None);
+    - ``crossing``: the first *supported* reversal, None if none: one model significantly better at
+      a size, the other significantly better at a larger one. ``x_below`` is the last size before
+      ``x_above`` where the loser was significantly better; diffs are winner minus loser;
+    - ``mean_crossing``: the first sign change of the mean difference between consecutive sizes
+      (zero differences skipped), significant or not, None if none: a crossing the runs may not support.
+    """
+    names = list(values)
+    pairs = {f"{a}_vs_{b}": (a, b, [{"x": x, **paired_runs(values[a][x], values[b][x], confidence)}
+                                    for x in sorted(set(values[a]) & set(values[b]))])
+             for a, b in combinations(names, 2)}
+    points = [p for _, _, pts in pairs.values() for p in pts]
+    for point, p in zip(points, _holm_keeping_none([p["t_p"] for p in points])):
+        point["t_p_holm"] = p
+    out = {}
+    for key, (a, b, pts) in pairs.items():
+        for p in pts:
+            p["significant"] = p["t_p_holm"] is not None and p["t_p_holm"] < alpha
+            p["better"] = (a if p["diff_mean"] > 0 else b) if p["significant"] else None
+        out[key] = {"points": pts, "crossing": _crossing(a, pts), "mean_crossing": _mean_crossing(a, b, pts)}
+    return out
+
+
+def _crossing(a: str, points: list[dict]) -> dict | None:
+    last = {}  # model -> its last point where it was significantly better
+    for p in points:
+        if not p["significant"]:
+            continue
+        winner = p["better"]
+        loser = next((m for m in last if m != winner), None)
+        if loser is not None:
+            below, sign = last[loser], 1 if winner == a else -1  # diff_mean is a - b
+            return {"winner": winner, "loser": loser, "x_below": below["x"], "x_above": p["x"],
+                    "diff_below": sign * below["diff_mean"], "diff_above": sign * p["diff_mean"],
+                    "p_below": below["t_p_holm"], "p_above": p["t_p_holm"]}
+        last[winner] = p
+    return None
+
+
+def _mean_crossing(a: str, b: str, points: list[dict]) -> dict | None:
+    signed = [p for p in points if p["diff_mean"] != 0]
+    for below, above in zip(signed, signed[1:]):
+        if (below["diff_mean"] > 0) != (above["diff_mean"] > 0):
+            return {"x_below": below["x"], "x_above": above["x"], "winner": a if above["diff_mean"] > 0 else b}
+    return None
+
+
+def _and_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def crossing_sentence(comparisons: dict, metric_label: str, x_label: str = "training images per class") -> str:
+    """One sentence on :func:`curve_comparisons`: which model overtakes which, and where, if the runs support it.
+
+    A reversal counts only when both sides are significant (Holm-corrected); otherwise the sentence
+    says why there is none, so a crossing of the mean curves within noise is not read as a finding.
+    """
+    crossings = [c["crossing"] for c in comparisons.values() if c["crossing"] is not None]
+    if crossings:
+        return "; ".join(
+            f"{c['winner']} overtakes {c['loser']} on {metric_label} between {c['x_below']:g} and {c['x_above']:g} "
+            f"{x_label} ({c['loser']} better by {-c['diff_below']:+.3f} at {c['x_below']:g}, "
+            f"Holm p = {_num(c['p_below'])}; {c['winner']} better by {c['diff_above']:+.3f} at {c['x_above']:g}, "
+            f"Holm p = {_num(c['p_above'])})" for c in crossings) + "."
+    if not comparisons:
+        return "No crossing is supported by the runs: there is no pair of models to compare."
+    return "No crossing is supported by the runs: " + "; ".join(
+        _no_crossing_clause(key, c, metric_label, x_label) for key, c in comparisons.items()) + "."
+
+
+def _no_crossing_clause(key: str, comparison: dict, metric_label: str, x_label: str) -> str:
+    points, mean = comparison["points"], comparison["mean_crossing"]
+    a, b = key.split("_vs_", 1)  # the names as curve_comparisons keyed them
+    if not points:
+        return f"{a} and {b} share no training size"
+    crossed = (f"the mean curves of {a} and {b} cross between {mean['x_below']:g} and {mean['x_above']:g} "
+               f"{x_label}") if mean else None
+    significant = [p for p in points if p["significant"]]
+    if significant:  # without a crossing, every significant point favours the same model
+        better = significant[0]["better"]
+        worse = b if better == a else a
+        if len(significant) == len(points) > 1:
+            where = "at every size"
+        else:
+            sizes = _and_list([f"{p['x']:g}" for p in significant])
+            where = f"at {sizes} {x_label}" + (" only" if len(points) > 1 else "")
+        return (f"{better} is significantly better than {worse} on {metric_label} {where}"
+                + (f" (the mean curves cross between {mean['x_below']:g} and {mean['x_above']:g}, not significantly)"
+                   if mean else ""))
+    if all(p["t_p"] is None for p in points):
+        return f"{a} vs {b} is not testable with a single run per size" + (
+            f" ({crossed.replace('mean curves', 'single runs')})" if crossed else "")
+    if crossed:
+        return f"{crossed} but neither side is significant"
+    return f"no significant difference between {a} and {b} on {metric_label} at any size"

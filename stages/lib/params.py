@@ -20,38 +20,57 @@ def stage_params(stage: str) -> dict:
     return dvc.api.params_show(stages=stage)
 
 
-def model_stage_params(stage: str, argv: list[str] | None = None) -> tuple[str, int, dict, dict]:
-    """For a per-run stage run as ``python -m stages.<stage> <model> --seed <seed>`` (dvc.yaml
-    ``matrix`` over ``models`` and ``study.seeds``, stage ``<stage>@<model>-<seed>``): (model
-    name, seed, every param that stage declares, that model's ``models.<model>`` entry)."""
+def model_stage_params(stage: str, argv: list[str] | None = None) -> tuple[str, int, int, dict, dict]:
+    """For a per-run stage run as ``python -m stages.<stage> <model> --percent <p> --seed <seed>``
+    (dvc.yaml ``matrix`` over ``models``, ``study.train_percent`` and ``study.seeds``, stage
+    ``<stage>@<model>-<p>-<seed>``): (model name, seed, percent, every param that stage declares,
+    that model's ``models.<model>`` entry)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog=f"python -m stages.{stage}")
     parser.add_argument("model", help="a key of the `models` section of params.yaml")
+    parser.add_argument("--percent", type=int, default=100,
+                        help="the run's training-set size, percent of each class's training images "
+                             "(one of study.train_percent)")
     parser.add_argument("--seed", type=int, default=0, help="the run's training seed (one of study.seeds)")
     args = parser.parse_args(argv)
-    name, seed = args.model, args.seed
-    stage_name = f"{stage}@{name}-{seed}"
+    name, seed, percent = args.model, args.seed, args.percent
+    stage_name = f"{stage}@{name}-{percent}-{seed}"
     try:
         params = stage_params(stage_name)
     except Exception as err:  # DVC knows no such stage when `models` has no such key
         raise ParamError(
             f"models.{name}",
-            f"DVC has no stage {stage_name}: is {name!r} a key of models and {seed} listed in study.seeds? "
-            f"({type(err).__name__}: {err})",
+            f"DVC has no stage {stage_name}: is {name!r} a key of models, {percent} listed in "
+            f"study.train_percent and {seed} in study.seeds? ({type(err).__name__}: {err})",
         ) from None
     models = params.get("models", {})
     if name not in models:
         raise ParamError(f"models.{name}", "no such model in params.yaml")
-    return name, seed, params, models[name]
+    return name, seed, percent, params, models[name]
+
+
+STUDY_KEYS = ("seeds", "train_percent")
 
 
 def study_seeds(values: Any) -> list[int]:
     """``study.seeds``: the training seeds, distinct non-negative integers, at least one."""
-    seeds = Section(values, "study", known=("seeds",)).int_list("seeds", minimum=0)
+    seeds = Section(values, "study", known=STUDY_KEYS).int_list("seeds", minimum=0)
     if len(set(seeds)) != len(seeds):
         raise ParamError("study.seeds", f"seeds must be distinct, got {seeds}")
     return seeds
+
+
+def study_percents(values: Any) -> list[int]:
+    """``study.train_percent``: training-set sizes, percent of each class's training images
+    (distinct integers in 1..100; 100 = every image), returned ascending."""
+    p = Section(values, "study", known=STUDY_KEYS)
+    percents = p.int_list("train_percent", minimum=1)
+    if max(percents) > 100:
+        raise ParamError("study.train_percent", f"percentages must be <= 100, got {max(percents)}")
+    if len(set(percents)) != len(percents):
+        raise ParamError("study.train_percent", f"sizes must be distinct, got {percents}")
+    return sorted(percents)
 
 
 class Section:
