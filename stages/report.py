@@ -324,7 +324,9 @@ def data_size_markdown(curve: pd.DataFrame, statement: str, primary: str, figure
     return ["## Data size: where does a model pay off?\n",
             "Each model trained on nested subsets of the training images (`study.train_percent`; a smaller "
             "subset of a seed lies inside every larger one, per class), validated and tested on the same "
-            "images as always. Paired t-tests by seed at every size, Holm-corrected across all pairs and sizes.\n",
+            "images as always. Paired t-tests by seed at every size, Holm-corrected across all pairs and sizes "
+            "together: a stricter correction than the verdicts' (the pairs at the largest size alone), so a "
+            "verdict above can be significant where the same comparison on the curve is not.\n",
             f"**{statement}**\n",
             f"![{label} and fit time vs training images per class]({figure_dir}/data_size.png)\n",
             markdown_table(table)]

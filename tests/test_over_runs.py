@@ -241,3 +241,25 @@ def test_curve_comparisons_single_seed_is_untestable_and_does_not_raise():
     assert text.startswith("No crossing is supported by the runs: a vs b is not testable with a single run per size")
     assert curve_comparisons({"a": {10: [0.5]}}) == {}
     assert "no pair" in crossing_sentence({}, "accuracy")
+
+
+def test_crossing_sentence_groups_the_pairs_that_never_differ():
+    """Pairs with no significant difference at any size read as one clause, not one clause each."""
+    from stages.lib.over_runs import crossing_sentence, curve_comparisons
+
+    rng = np.random.default_rng(5)
+    noise = lambda: (0.5 + rng.normal(0, 0.05, 5)).tolist()  # noqa: E731
+    same = {m: {10.0: noise(), 100.0: noise()} for m in ("a", "b", "c")}
+    # The noise can make the means of some pair cross; keep only the seeds' draws where none do.
+    comparisons = curve_comparisons(same)
+    while any(c["mean_crossing"] or any(p["significant"] for p in c["points"]) for c in comparisons.values()):
+        same = {m: {10.0: noise(), 100.0: noise()} for m in ("a", "b", "c")}
+        comparisons = curve_comparisons(same)
+    sentence = crossing_sentence(comparisons, "accuracy")
+    assert sentence == ("No crossing is supported by the runs: no pair of models differs significantly on accuracy "
+                        "at any size (6 paired t-tests, Holm-corrected together).")
+    # One model far ahead everywhere: its pairs are named, the remaining null pair gets the grouped clause.
+    ahead = {**same, "d": {x: [v + 0.4 for v in vals] for x, vals in same["a"].items()}}
+    sentence = crossing_sentence(curve_comparisons(ahead), "accuracy")
+    assert "d is significantly better than a on accuracy at every size" in sentence
+    assert "no significant difference on accuracy at any size for the pairs (a, b), (a, c) and (b, c)" in sentence

@@ -229,8 +229,26 @@ def crossing_sentence(comparisons: dict, metric_label: str, x_label: str = "trai
             f"Holm p = {_num(c['p_above'])})" for c in crossings) + "."
     if not comparisons:
         return "No crossing is supported by the runs: there is no pair of models to compare."
-    return "No crossing is supported by the runs: " + "; ".join(
-        _no_crossing_clause(key, c, metric_label, x_label) for key, c in comparisons.items()) + "."
+    # Pairs with no significant difference anywhere read as one clause, not one each.
+    null = [key for key, c in comparisons.items() if _null_everywhere(c)]
+    clauses = [_no_crossing_clause(key, c, metric_label, x_label) for key, c in comparisons.items() if key not in null]
+    if null and len(null) == len(comparisons) > 1:
+        tests = sum(len(c["points"]) for c in comparisons.values())
+        clauses.append(f"no pair of models differs significantly on {metric_label} at any size "
+                       f"({tests} paired t-tests, Holm-corrected together)")
+    elif len(null) > 1:
+        pairs = _and_list(["(" + key.replace("_vs_", ", ", 1) + ")" for key in null])
+        clauses.append(f"no significant difference on {metric_label} at any size for the pairs {pairs}")
+    elif null:
+        clauses.append(_no_crossing_clause(null[0], comparisons[null[0]], metric_label, x_label))
+    return "No crossing is supported by the runs: " + "; ".join(clauses) + "."
+
+
+def _null_everywhere(comparison: dict) -> bool:
+    """Testable at every shared size, significant at none, mean curves never crossing."""
+    points = comparison["points"]
+    return (bool(points) and comparison["mean_crossing"] is None and not any(p["significant"] for p in points)
+            and not all(p["t_p"] is None for p in points))
 
 
 def _no_crossing_clause(key: str, comparison: dict, metric_label: str, x_label: str) -> str:
