@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stage commands call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test dag params check bench clean
+.PHONY: install repro test test-fast dag params check bench clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +21,10 @@ repro: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The edit loop: every test but the slow ones (DVC stages in subprocesses, real training runs).
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 dag: install
 	$(BIN)/dvc dag

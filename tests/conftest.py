@@ -71,6 +71,14 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return proc
 
 
+def pytest_collection_modifyitems(items):
+    """A test that works in a repository copy runs DVC stages in subprocesses: it is slow by nature.
+    `make test-fast` (-m "not slow") leaves those out; `make test` runs everything."""
+    for item in items:
+        if "repo_copy" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def repo_copy(tmp_path):
     """A fresh git+DVC repository holding this project's tracked and new files (no outputs)."""

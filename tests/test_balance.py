@@ -95,7 +95,7 @@ def test_awkward_files_are_handled_and_reported(odd_tree):
     assert "truncated" in reasons["odd/truncated.jpg"].lower()
     assert set(f["path"] for f in report["ignored_files"]) == expected["ignored"]
     assert report["undecodable"] == 3 and report["ignored"] == 4
-    json.dumps(report)  # the report must be serialisable as written to metrics/data.json
+    assert json.loads(json.dumps(report, allow_nan=False)) == report  # written as is to metrics/data.json
 
 
 def test_exif_orientation_sets_width_and_height(odd_tree):
@@ -408,7 +408,7 @@ def test_missing_files_and_unusable_rows_are_reported_not_fatal(tmp_path):
     assert report["rejected"] == 4 and report["conflicting_files"] == 0
     assert report["unlisted"] == 1  # unlisted.jpg is on disk but not in the CSV
     assert set(manifest["path"]) <= {f"Images/{n}" for n in listed}
-    json.dumps(report)
+    assert json.loads(json.dumps(report, allow_nan=False)) == report
 
 
 def test_files_listed_with_conflicting_classes_are_left_out(tmp_path):

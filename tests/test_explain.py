@@ -150,6 +150,7 @@ def test_default_layer_is_the_last_map_of_at_least_min_grid(family, options, exp
 
 # --- SHAP -----------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_shap_values_have_the_image_shape_and_add_up():
     """On an untrained CNN and noise images: outputs away from 0 and 1, and blurring changes them."""
     keras.utils.set_random_seed(1)
@@ -295,6 +296,7 @@ def stage_inputs(tmp_path_factory):
     return inputs
 
 
+@pytest.mark.slow
 def test_explain_end_to_end(stage_inputs, tmp_path):
     outputs = Outputs(tmp_path / "plots" / "explain", tmp_path / "metrics" / "explain.json")
     cfg = parse_params({"explain": EXPLAIN, "models": MODELS, "study": STUDY})
@@ -311,6 +313,7 @@ def test_explain_end_to_end(stage_inputs, tmp_path):
     assert not [p for p in outputs.figures.parent.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_explicit_layer_and_missing_inputs(stage_inputs, tmp_path):
     outputs = Outputs(tmp_path / "plots" / "explain", tmp_path / "metrics" / "explain.json")
     one_model = {"mobilenet_v2": MODELS["mobilenet_v2"]}

@@ -140,7 +140,7 @@ def test_worst_classes_ties_fall_back_to_label_and_skip_absent_classes():
     worst = worst_classes(y, p, k=10, n_confused=1)
     assert [w["label"] for w in worst] == [1, 2, 0]
     assert worst[0]["confused"] == [{"label": 0, "mean_prob": pytest.approx(0.6)}]
-    json.dumps(worst)
+    assert json.loads(json.dumps(worst, allow_nan=False)) == worst  # plain types, written as is
 
 
 def test_to_probabilities_softmaxes_logits_only():

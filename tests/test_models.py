@@ -69,6 +69,7 @@ FAMILIES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,size,options,reference", FAMILIES, ids=[f[0] for f in FAMILIES])
 def test_build_train_save_reload(family, size, options, reference, tmp_path):
     model = build_model(family, 3, size, options)
@@ -192,6 +193,7 @@ def test_resnet50_imagenet_from_keras_cache(keras_home, no_network):
     assert_same_weights(model.get_layer("base"), saved)
 
 
+@pytest.mark.slow
 def test_mobilevitv2_weights_from_file_and_from_kimm_cache(keras_home, no_network, tmp_path):
     saved = kimm.models.MobileViTV2W050(
         input_shape=(32, 32, 3), include_top=False, include_preprocessing=False, weights=None

@@ -103,6 +103,7 @@ def test_preflight_reports_every_bad_param_and_a_missing_dataset(tmp_path, monke
     assert code == 3 and f"FAIL dataset: dataset folder {tmp_path / 'absent'} not found" in out
 
 
+@pytest.mark.slow
 def test_preflight_passes_where_the_products_dataset_and_weights_are_in_place(tmp_path, monkeypatch, capsys):
     """The offline setup the README describes: the dataset folder with its CSV, and the
     pretrained weights under the exact Keras cache names (random weights made here)."""

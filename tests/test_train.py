@@ -153,6 +153,7 @@ def _train_run(prepared, root, monkeypatch, values, seed=0, percent=100, **run_o
     return metrics, model, model.predict(x, verbose=0)
 
 
+@pytest.mark.slow
 def test_cached_frozen_features_give_the_uncached_head(tmp_path, monkeypatch):
     """Exactness: training the head on features computed once equals training the whole frozen model."""
     prepared = make_prepared_store(tmp_path, size=32)
@@ -176,6 +177,7 @@ def test_cached_frozen_features_give_the_uncached_head(tmp_path, monkeypatch):
         np.testing.assert_allclose(loss_c, loss_p, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_cached_features_follow_the_base_weights_and_image_size(tmp_path, monkeypatch):
     """Invalidation: features come from the model being trained, so another base or size gives other features."""
     from stages.lib.frozen import cached_split, split_at_head
@@ -216,6 +218,7 @@ def test_trainable_base_is_not_cached():
     assert head.get_layer("head") is frozen.get_layer("head")  # shared: training one trains the other
 
 
+@pytest.mark.slow
 def test_seeds_change_a_run_and_a_seed_repeats_bit_for_bit(tmp_path, monkeypatch):
     """Same seed, same machine: identical weights (op determinism). Another seed: another run."""
     prepared = make_prepared_store(tmp_path)
@@ -277,6 +280,7 @@ def _base_weights_file(tmp_path) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_features_stage_stores_a_pretrained_frozen_base_once_for_every_size_and_seed(tmp_path, monkeypatch):
     """features@<model> computes train+val features once; every run (size, seed) reuses them and trains the
     same head as a run that computes its own."""
@@ -326,3 +330,36 @@ def test_features_stage_writes_only_a_note_when_features_cannot_be_shared(tmp_pa
     meta = compute("m", parse_model_params("m", values, [32]), parse_run_params(dict(RUN, **run_over)), prepared)
     assert meta["reusable"] is False and reason in meta["reason"]
     assert sorted(p.name for p in (tmp_path / "data/features/m").iterdir()) == ["meta.json"]
+
+
+@pytest.fixture
+def float32_after():
+    """Mixed precision sets a global Keras policy: put float32 back for the tests that follow."""
+    import keras
+
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run_over, check", [
+    (dict(strategy="mirrored"), "replicas"),         # tf.distribute.MirroredStrategy inside train()
+    (dict(jit_compile=True), "xla"),                 # XLA-compiled train step
+    (dict(mixed_precision=True), "mixed"),           # mixed_float16 on CPU (no GPU: no bfloat16 tensor cores)
+])
+def test_train_runs_under_every_run_flag(prepared, tmp_path, monkeypatch, float32_after, run_over, check):
+    """The run flags are not only parsed: train() really trains under each, and the saved model predicts."""
+    import keras
+
+    monkeypatch.chdir(tmp_path)
+    metrics = train("tiny", 0, parse_model_params("tiny", TINY_VIT, [16]), parse_run_params(dict(RUN, **run_over)),
+                    prepared)
+    assert metrics["epochs_run"] >= 1 and metrics["train_images"] == 24
+    model = load_model(tmp_path / "data/models/tiny/100pct/s0.keras")
+    probs = model.predict(np.asarray(open_split("test", 16, prepared).images), verbose=0)
+    assert probs.dtype == np.float32 and np.isfinite(probs).all()
+    np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-3)
+    if check == "mixed":  # the saved model computes in float16 but its head answers in float32
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        assert model.get_layer("base").dtype_policy.compute_dtype == "float16"
+        assert model.get_layer("head").dtype_policy.name == "float32"

@@ -1,0 +1,35 @@
+"""The test suite's own promises (README, Development notes): the fast subset, timeouts, warnings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def collected(*args: str) -> set[str]:
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=REPO, capture_output=True, text=True, check=True)
+    return {line.strip() for line in proc.stdout.splitlines() if "::" in line}
+
+
+@pytest.mark.slow  # collects the whole suite twice (imports TensorFlow twice): ~20 s
+def test_the_fast_subset_leaves_out_every_repository_copy_test_and_nothing_else_unmarked():
+    everything, fast = collected(), collected("-m", "not slow")
+    slow = everything - fast
+    assert fast and slow and fast < everything
+    # Every test of a module that only works in repository copies is slow (marked by conftest) ...
+    for module in ("tests/test_pipeline.py", "tests/test_experiments.py"):
+        ids = {t for t in everything if t.startswith(module)}
+        assert ids and ids <= slow, module
+    # ... while pure-function tests stay in the edit loop.
+    assert {t for t in everything if t.startswith("tests/test_subsets.py")} <= fast
+
+
+def test_timeout_and_own_deprecations_are_configured(pytestconfig):
+    assert int(pytestconfig.getini("timeout")) > 0  # pytest-timeout: a hang fails the test
+    filters = pytestconfig.getini("filterwarnings")
+    assert filters[-1] == "error::DeprecationWarning:stages"  # last wins: our own deprecations are errors
