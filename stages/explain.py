@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.lib import explain_figures, gradcam, layout, shap_maps
+from stages.lib import explain_figures, gradcam, layout, predictions, shap_maps
 from stages.lib.errors import DataError, ParamError, run_stage
-from stages.lib.files import atomic_output, read_csv, write_json
+from stages.lib.files import atomic_output, write_json
 from stages.lib.params import Section, stage_params, study_percents, study_seeds
 from stages.lib.prepared import PREPARED, open_split, read_meta
 from stages.models import load_model
@@ -99,28 +99,12 @@ def parse_params(params: dict) -> dict:
 
 # --- image selection ------------------------------------------------------------------------
 
-def read_predictions(path: Path, name: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"{path} not found: run `dvc repro evaluate@{name}` first")
-    frame = read_csv(path)
-    probs = [c for c in frame.columns if c.startswith("prob:")]
-    if any(c not in frame for c in ("path", "label", "pred_label")) or len(probs) < 2 or frame.empty:
-        raise DataError(f"{path}: expected test rows with path, label, pred_label and a prob:<class> column per "
-                        f"class: re-run `dvc repro evaluate@{name}`")
-    frame["pred_label"] = frame["pred_label"].astype(int)
-    return frame
-
-
 def check_same_images(frames: dict[str, pd.DataFrame], folder: Path, seed: int, percent: int = layout.FULL) -> None:
-    first, ref = next(iter(frames.items()))
-    for name, frame in frames.items():
-        if not (list(frame.columns) == list(ref.columns) and len(frame) == len(ref)
-                and (frame["path"].to_numpy() == ref["path"].to_numpy()).all()
-                and (frame["label"].to_numpy() == ref["label"].to_numpy()).all()):
-            a, b = layout.run_label(name, seed, percent), layout.run_label(first, seed, percent)
-            raise DataError(f"{layout.predictions_path(name, seed, folder, percent=percent)} and "
-                            f"{layout.predictions_path(first, seed, folder, percent=percent)} are not the same test "
-                            f"images and classes: re-run `dvc repro evaluate@{a} evaluate@{b}`")
+    """Every model's explained run was tested on the same images, in the same order."""
+    runs = {layout.run_label(name, seed, percent): name for name in frames}
+    predictions.check_same_test_set(
+        {run: frames[name] for run, name in runs.items()},
+        {run: layout.predictions_path(name, seed, folder, percent=percent) for run, name in runs.items()})
 
 
 def _spread(pool: np.ndarray, labels: np.ndarray, k: int, rng: np.random.Generator) -> list[int]:
@@ -201,8 +185,9 @@ def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) 
     """Pick the images, explain them with every model, write the figures and metrics; returns the metrics."""
     start = time.perf_counter()
     seed, percent = cfg["run_seed"], cfg["run_percent"]
-    frames = {name: read_predictions(layout.predictions_path(name, seed, inputs.predictions, percent=percent),
-                                     layout.run_label(name, seed, percent)) for name in cfg["models"]}
+    frames = {name: predictions.read_predictions(layout.predictions_path(name, seed, inputs.predictions,
+                                                                         percent=percent),
+                                                 layout.run_label(name, seed, percent)) for name in cfg["models"]}
     check_same_images(frames, inputs.predictions, seed, percent)
     ref = next(iter(frames.values()))
     class_names = [c[len("prob:"):] for c in ref.columns if c.startswith("prob:")]

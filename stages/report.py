@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.lib import figures, layout, over_runs
+from stages.lib import figures, layout, over_runs, predictions
 from stages.lib.compare import mcnemar_exact
 from stages.lib.errors import DataError, ParamError, run_stage
-from stages.lib.files import atomic_output, read_csv, write_csv, write_json
+from stages.lib.files import atomic_output, write_csv, write_json
 from stages.lib.metrics import mean_probability_matrix, reliability_bins, worst_classes
 from stages.lib.params import Section, stage_params, study_percents, study_seeds
 from stages.lib.prepared import PREPARED, open_split, read_meta
@@ -126,21 +126,6 @@ def _require(values: dict, keys, path: Path, stage: str) -> None:
         raise DataError(f"{path}: missing {', '.join(missing)}: re-run `dvc repro {stage}`")
 
 
-def read_predictions(path: Path, name: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise DataError(f"{path} not found: run `dvc repro evaluate@{name}` first")
-    frame = read_csv(path)
-    probs = [c for c in frame.columns if c.startswith("prob:")]
-    _require(frame.columns, ("path", "label", "pred_label"), path, f"evaluate@{name}")
-    if len(probs) < 2 or frame.empty:
-        raise DataError(f"{path}: expected test rows and a prob:<class> column per class (>= 2)")
-    frame["pred_label"] = frame["pred_label"].astype(int)
-    frame[probs] = frame[probs].astype(float)
-    if not (frame[["label", "pred_label"]].isin(range(len(probs)))).all(axis=None):
-        raise DataError(f"{path}: labels outside 0..{len(probs) - 1}: re-run `dvc repro evaluate@{name}`")
-    return frame
-
-
 def read_history(folder: Path, name: str) -> pd.DataFrame:
     """dvclive's per-epoch TSVs merged into one frame: epoch (1-based), train_<metric>, val_<metric>."""
     root = folder / "plots" / "metrics"
@@ -174,27 +159,17 @@ def load_run_inputs(name: str, seed: int, percent: int, inputs: Inputs) -> dict:
     """One run's evaluation, training metrics, predictions and curves."""
     run = layout.run_label(name, seed, percent)
     return {**load_run_metrics(name, seed, percent, inputs),
-            "predictions": read_predictions(layout.predictions_path(name, seed, inputs.predictions, percent=percent),
-                                            run),
+            "predictions": predictions.read_predictions(
+                layout.predictions_path(name, seed, inputs.predictions, percent=percent), run),
             "history": read_history(layout.curves_dir(name, seed, inputs.curves, percent=percent), run)}
 
 
-def check_same_test_set(loaded: dict, inputs: Inputs, percent: int) -> None:
-    """Paired statistics need every run's rows to be the same images, classes and labels, in order."""
-    (first, first_seed), ref = next(iter(loaded.items()))
-    ref = ref["predictions"]
-    for (name, seed), data in loaded.items():
-        frame = data["predictions"]
-        same = (list(frame.columns) == list(ref.columns) and len(frame) == len(ref)
-                and (frame["path"].to_numpy() == ref["path"].to_numpy()).all()
-                and (frame["label"].to_numpy() == ref["label"].to_numpy()).all())
-        if not same:
-            raise DataError(
-                f"{layout.predictions_path(name, seed, inputs.predictions, percent=percent)} and "
-                f"{layout.predictions_path(first, first_seed, inputs.predictions, percent=percent)} are not the same "
-                f"test images and classes: re-run `dvc repro evaluate@{layout.run_label(name, seed, percent)} "
-                f"evaluate@{layout.run_label(first, first_seed, percent)}`"
-            )
+def check_same_runs(loaded: dict, inputs: Inputs, percent: int) -> None:
+    """Every run of the largest size was tested on the same images, in the same order."""
+    runs = {layout.run_label(name, seed, percent): (name, seed) for name, seed in loaded}
+    predictions.check_same_test_set(
+        {run: loaded[key]["predictions"] for run, key in runs.items()},
+        {run: layout.predictions_path(*key, inputs.predictions, percent=percent) for run, key in runs.items()})
 
 
 def thumbnails(frame: pd.DataFrame, num_classes: int, prepared: Path) -> dict[int, np.ndarray]:
@@ -487,7 +462,7 @@ def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Output
     data-size curve uses every size."""
     names, seeds, full = list(cfg["families"]), cfg["seeds"], cfg["percents"][-1]
     loaded = {(name, seed): load_run_inputs(name, seed, full, inputs) for name in names for seed in seeds}
-    check_same_test_set(loaded, inputs, full)
+    check_same_runs(loaded, inputs, full)
     frame = next(iter(loaded.values()))["predictions"]
     class_names = [c[len("prob:"):] for c in frame.columns if c.startswith("prob:")]
     sized = {(name, seed, percent): (loaded[(name, seed)] if percent == full else
