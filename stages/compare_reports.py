@@ -5,7 +5,9 @@ A and B two ``metrics/comparison.json`` summaries (say, the committed one and a 
 
 Training is not bit-for-bit reproducible across machines, so equal numbers are too strict a test;
 instead each model's mean over runs must agree within the two reports' confidence intervals, and
-each pairwise verdict (who is better, or no significant difference) must be the same.
+each pairwise verdict (who is better, or no significant difference) must be the same. The same
+for the data-size curve: each point's main-metric mean (model x training-set size) and each
+pair's supported crossing (who overtakes whom, or none).
 Prints one line per check and a summary; exits 0 when everything agrees, 1 on any disagreement
 and 2 on a file it cannot read.
 """
@@ -52,6 +54,15 @@ def load(path: str) -> dict:
     for pair, p in data.get("pairs", {}).items():
         if not (isinstance(p, dict) and (p.get("better") is None or isinstance(p["better"], str))):
             raise DataError(f"{path}: pairs.{pair} needs 'better' (a model name or null)")
+    size = data.get("data_size")
+    if size is not None:
+        metric = size.get("metric") if isinstance(size, dict) else None
+        rows = size.get("curve") if isinstance(size, dict) else None
+        if not (isinstance(metric, str) and isinstance(rows, list) and isinstance(size.get("pairs", {}), dict)
+                and all(isinstance(r, dict) and "model" in r and "train_percent" in r and _number(r.get(f"{metric}_mean"))
+                        for r in rows)):
+            raise DataError(f"{path}: data_size needs 'metric', a 'curve' list of points with model, "
+                            f"train_percent and <metric>_mean, and 'pairs'")
     return data
 
 
@@ -116,6 +127,44 @@ def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[tuple[boo
             continue
         oa, ob = _outcome(pairs_a[pair]), _outcome(pairs_b[pair])
         out.append((oa == ob, f"{pair}: A {oa}  B {ob}"))
+    if "data_size" in a or "data_size" in b:
+        out += curve_checks(a.get("data_size"), b.get("data_size"))
+    return out
+
+
+def _curve_points(size: dict) -> dict[tuple[str, int], dict]:
+    metric = size["metric"]
+    return {(r["model"], int(r["train_percent"])): {"mean": r[f"{metric}_mean"], "ci_low": r.get(f"{metric}_ci_low"),
+                                                   "ci_high": r.get(f"{metric}_ci_high")} for r in size["curve"]}
+
+
+def _crossing(c: dict) -> str:
+    x = c.get("crossing")
+    return f"{x['winner']} overtakes {x['loser']}" if x else "no supported crossing"
+
+
+def curve_checks(a: dict | None, b: dict | None) -> list[tuple[bool, str]]:
+    """The data-size curve: every point's mean (model x size) and every pair's crossing."""
+    if a is None or b is None:
+        return [(False, f"data-size curve: only in {'A' if a is not None else 'B'}")]
+    if a["metric"] != b["metric"]:
+        return [(False, f"data-size curve: A on {a['metric']}  B on {b['metric']}")]
+    out = []
+    points_a, points_b = _curve_points(a), _curve_points(b)
+    for key in dict.fromkeys([*points_a, *points_b]):
+        label = f"curve {key[0]} at {key[1]} %"
+        if key not in points_a or key not in points_b:
+            out.append(_only_in("curve point", f"{key[0]} at {key[1]} %", key in points_a))
+            continue
+        pa, pb = points_a[key], points_b[key]
+        out.append((means_agree(pa, pb), f"{label} {a['metric']}: A {_show(pa)}  B {_show(pb)}"))
+    pairs_a, pairs_b = a.get("pairs", {}), b.get("pairs", {})
+    for pair in dict.fromkeys([*pairs_a, *pairs_b]):
+        if pair not in pairs_a or pair not in pairs_b:
+            out.append(_only_in("curve pair", pair, pair in pairs_a))
+            continue
+        ca, cb = _crossing(pairs_a[pair]), _crossing(pairs_b[pair])
+        out.append((ca == cb, f"curve {pair}: A {ca}  B {cb}"))
     return out
 
 

@@ -147,3 +147,38 @@ def test_timings_are_compared_only_when_asked(tmp_path):
     fast, slow = summary(10.0), summary(40.0)
     assert [ok for ok, _ in checks(fast, slow)] == [True]  # accuracy only
     assert [ok for ok, _ in checks(fast, slow, ["accuracy", "fit_time_s"])] == [True, False]
+
+
+def with_curve(data: dict, vit_small: float = 0.60, crossing: dict | None = None) -> dict:
+    """The summary plus a data-size section: two models at 25 % and 100 %."""
+    def point(model, percent, mean, half):
+        return {"model": model, "train_percent": percent, "x": percent * 0.84, "runs": 3,
+                "accuracy_mean": mean, "accuracy_std": half / 2.5, "accuracy_ci_low": mean - half,
+                "accuracy_ci_high": mean + half}
+    out = copy.deepcopy(data)
+    out["data_size"] = {"metric": "accuracy", "percents": [25, 100],
+                        "curve": [point("vit", 25, vit_small, 0.05), point("vit", 100, 0.95, 0.02),
+                                  point("resnet50", 25, 0.70, 0.04), point("resnet50", 100, 0.90, 0.02)],
+                        "pairs": {"vit_vs_resnet50": {"points": [], "crossing": crossing, "mean_crossing": None}},
+                        "statement": "..."}
+    return out
+
+
+def test_the_data_size_curve_is_checked_point_by_point_and_crossing_by_crossing(tmp_path, capsys):
+    base = with_curve(summary())
+    assert run(tmp_path, base, with_curve(summary(), vit_small=0.62)) == 0  # within the combined interval
+    out = capsys.readouterr().out
+    assert "agree     curve vit at 25 % accuracy: A 0.6000" in out and "curve vit_vs_resnet50: A no supported" in out
+    assert run(tmp_path, base, with_curve(summary(), vit_small=0.75)) == 1  # 0.15 apart: beyond sqrt(0.05²+0.05²)
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  curve vit at 25 % accuracy: A 0.6000 [0.5500, 0.6500]  B 0.7500 [0.7000, 0.8000]"]
+    crossed = with_curve(summary(), crossing={"winner": "vit", "loser": "resnet50", "x_below": 21, "x_above": 84})
+    assert run(tmp_path, base, crossed) == 1
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  curve vit_vs_resnet50: A no supported crossing  B vit overtakes resnet50"]
+    assert run(tmp_path, summary(), base) == 1  # a curve in one report only
+    assert "DISAGREE  data-size curve: only in B" in capsys.readouterr().out
+    broken = with_curve(summary())
+    broken["data_size"]["curve"][0].pop("accuracy_mean")
+    assert run(tmp_path, base, broken) == 2
+    assert "data_size needs" in capsys.readouterr().err
