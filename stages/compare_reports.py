@@ -120,13 +120,7 @@ def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[tuple[boo
                 continue
             ok = means_agree(ma[metric], mb[metric])
             out.append((ok, f"{model} {metric}: A {_show(ma[metric])}  B {_show(mb[metric])}"))
-    pairs_a, pairs_b = a.get("pairs", {}), b.get("pairs", {})
-    for pair in dict.fromkeys([*pairs_a, *pairs_b]):
-        if pair not in pairs_a or pair not in pairs_b:
-            out.append(_only_in("pair", pair, pair in pairs_a))
-            continue
-        oa, ob = _outcome(pairs_a[pair]), _outcome(pairs_b[pair])
-        out.append((oa == ob, f"{pair}: A {oa}  B {ob}"))
+    out += _pair_checks(a.get("pairs", {}), b.get("pairs", {}), _outcome, "pair", "")
     if "data_size" in a or "data_size" in b:
         out += curve_checks(a.get("data_size"), b.get("data_size"))
     return out
@@ -158,13 +152,18 @@ def curve_checks(a: dict | None, b: dict | None) -> list[tuple[bool, str]]:
             continue
         pa, pb = points_a[key], points_b[key]
         out.append((means_agree(pa, pb), f"{label} {a['metric']}: A {_show(pa)}  B {_show(pb)}"))
-    pairs_a, pairs_b = a.get("pairs", {}), b.get("pairs", {})
+    return out + _pair_checks(a.get("pairs", {}), b.get("pairs", {}), _crossing, "curve pair", "curve ")
+
+
+def _pair_checks(pairs_a: dict, pairs_b: dict, outcome, kind: str, prefix: str) -> list[tuple[bool, str]]:
+    """Every pair's ``outcome`` (a verdict, a crossing) must read the same in both reports."""
+    out = []
     for pair in dict.fromkeys([*pairs_a, *pairs_b]):
         if pair not in pairs_a or pair not in pairs_b:
-            out.append(_only_in("curve pair", pair, pair in pairs_a))
+            out.append(_only_in(kind, pair, pair in pairs_a))
             continue
-        ca, cb = _crossing(pairs_a[pair]), _crossing(pairs_b[pair])
-        out.append((ca == cb, f"curve {pair}: A {ca}  B {cb}"))
+        oa, ob = outcome(pairs_a[pair]), outcome(pairs_b[pair])
+        out.append((oa == ob, f"{prefix}{pair}: A {oa}  B {ob}"))
     return out
 
 
