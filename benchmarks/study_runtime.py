@@ -46,15 +46,12 @@ import yaml  # noqa: E402
 from stages import balance, split  # noqa: E402
 from stages.lib.distribute import pick_strategy  # noqa: E402
 from stages.lib.training import compile_for_training  # noqa: E402
-from stages.models import build_model  # noqa: E402
+from stages.models import build_model, count_params, random_init_options  # noqa: E402
 from stages.preflight import compose  # noqa: E402
 from stages.train import parse_model_params, parse_run_params  # noqa: E402
 
 OUT = Path(__file__).with_name("study_runtime.csv")
 PRESETS = ("dogs13", "dogs28", "products7")
-# keras-hub ViT presets -> the architecture they hold, to build it with random weights.
-VIT_PRESETS = {"vit_base_patch16_224_imagenet21k":
-               {"patch_size": 16, "num_layers": 12, "num_heads": 12, "hidden_dim": 768, "mlp_dim": 3072}}
 # What a preset leaves to the data (`select: all`, `images_per_class: min`): the study datasets' counts
 # (the Flipkart sample: 7 top-level categories, the smallest with 150 images).
 STUDY_DATA = {"products7": {"num_classes": 7, "images_per_class": 150}}
@@ -76,16 +73,12 @@ def split_sizes(preset: str, params: dict) -> tuple[int, dict[str, int]]:
     return classes, split.split_totals(sizes, classes * per_class)
 
 
-def random_init(name: str, options: dict) -> dict:
+def random_init(name: str, family: str, options: dict) -> dict:
     """The preset's options with pretrained weights replaced by random init of the same architecture."""
-    opts = dict(options)
-    if opts.get("weights") == "imagenet":
-        opts["weights"] = None
-    if opts.get("preset") is not None:
-        if opts["preset"] not in VIT_PRESETS:
-            sys.exit(f"models.{name}.preset: {opts['preset']!r} has no known architecture; add it to VIT_PRESETS")
-        opts.update(VIT_PRESETS[opts["preset"]], preset=None)
-    return opts
+    try:
+        return random_init_options(family, options)
+    except KeyError as err:
+        sys.exit(f"models.{name}: {err} has no known architecture; add it to the {family} family's module")
 
 
 def images_per_second(run, steps: int, batch: int) -> float:
@@ -108,11 +101,11 @@ def timed(run, batch: int, steps: int | None, warmup: int, seconds: float) -> tu
 
 def build(name: str, cfg: dict, classes: int, run: dict):
     with pick_strategy(run["strategy"]).scope():  # as train does (the default strategy on one CPU)
-        model = build_model(cfg["family"], classes, cfg["image_size"], random_init(name, cfg["options"]),
+        model = build_model(cfg["family"], classes, cfg["image_size"], random_init(name, cfg["family"], cfg["options"]),
                             f"models.{name}")
         compile_for_training(model, cfg["optimizer"], cfg["learning_rate"], classes, run["jit_compile"])
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-    return model, trainable, int(model.count_params())
+    total, trainable = count_params(model)
+    return model, trainable, total
 
 
 def measure(name: str, cfg: dict, classes: int, run: dict, args) -> dict:

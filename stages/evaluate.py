@@ -8,11 +8,13 @@ test split) at the model's input size, and writes
 - ``data/predictions/<model>/<p>pct/s<seed>.csv``: path, label, class_name, pred_label, pred_class
   and one ``prob:<class_name>`` column per class (label order), in test-split order;
 - ``metrics/eval/<model>/<p>pct/s<seed>.json``: accuracy, top-3 accuracy, macro/weighted F1, log loss,
-  ECE, per-class precision/recall/F1, test evaluation time and throughput, batch-1
-  latency, model size and parameter counts.
+  ECE, per-class precision/recall/F1, model size and parameter counts;
+- ``metrics/cost/eval/<model>/<p>pct/s<seed>.json``: test evaluation time, throughput and batch-1
+  latency (machine-dependent, so apart from quality).
 
-Params: ``evaluate`` (ece_bins, latency_warmup, latency_runs) and
-``models.<model>.batch_size`` (the test set is predicted at the training batch size).
+Params: ``evaluate`` (ece_bins, latency_warmup, latency_runs),
+``models.<model>.batch_size`` (the test set is predicted at the training batch size) and
+``models.<model>.family`` (its module is imported to load the model).
 """
 
 from __future__ import annotations
@@ -23,27 +25,33 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from tqdm import tqdm
 
 from stages.lib.dataset import make_dataset
 from stages.lib.errors import DataError, run_stage
 from stages.lib.files import write_csv, write_json
-from stages.lib.layout import eval_metrics_path, model_path, predictions_path, run_label
+from stages.lib.layout import eval_cost_path, eval_metrics_path, model_path, predictions_path, run_label
 from stages.lib.metrics import classification_metrics, to_probabilities
-from stages.lib.params import Section, model_stage_params
-from stages.lib.prepared import PREPARED, open_split, read_meta
-from stages.models import load_model
+from stages.lib.params import Schema, model_stage_params, parse_section
+from stages.lib.prepared import PREPARED, open_split
+from stages.models import count_params, load_model
 
-EVAL_KEYS = ("ece_bins", "latency_warmup", "latency_runs")
+class Evaluate(Schema):
+    ece_bins: int = Field(ge=1)
+    latency_warmup: int = Field(ge=0)
+    latency_runs: int = Field(ge=1)
+
+
+class RunModel(Schema):
+    """The keys of ``models.<model>`` this stage declares."""
+
+    batch_size: int = Field(ge=1)
+    family: str = Field(min_length=1)
 
 
 def parse_eval_params(values: dict) -> dict:
-    p = Section(values, "evaluate", known=EVAL_KEYS)
-    return {
-        "ece_bins": p.int("ece_bins", minimum=1),
-        "latency_warmup": p.int("latency_warmup", minimum=0),
-        "latency_runs": p.int("latency_runs", minimum=1),
-    }
+    return parse_section(Evaluate, values, "evaluate").model_dump()
 
 
 def input_size(model, path: Path) -> int:
@@ -55,13 +63,7 @@ def input_size(model, path: Path) -> int:
 
 
 def open_test_split(prepared: str | Path, size: int, path: Path):
-    sizes = read_meta(prepared)["image_sizes"]
-    if size not in sizes:
-        raise DataError(
-            f"{path} takes {size} px images but {prepared} holds {sizes}: "
-            f"add {size} to prepare.image_sizes in params.yaml"
-        )
-    split = open_split("test", size, prepared)
+    split = open_split("test", size, prepared, needed_by=path)
     if not len(split.labels):
         raise DataError(f"{prepared}: the test split is empty")
     return split
@@ -131,12 +133,15 @@ def evaluate(
     cfg: dict,
     predictions_out: str | Path,
     metrics_out: str | Path,
+    cost_out: str | Path,
+    family: str | None = None,
 ) -> dict:
-    """Predict the test split with one saved model; write the predictions and metrics files."""
+    """Predict the test split with one saved model; write the predictions, metrics and cost
+    files. Returns the metrics and cost keys in one dict."""
     model_file = Path(model_file)
     if not model_file.is_file():
         raise DataError(f"{model_file} not found: run `dvc repro train@{name}` first")
-    model = load_model(model_file)
+    model = load_model(model_file, family)
     size = input_size(model, model_file)
     split = open_test_split(prepared, size, model_file)
     num_classes = len(split.class_names)
@@ -152,34 +157,38 @@ def evaluate(
     latency = latency_ms(model, np.asarray(split.images[:1]), cfg["latency_warmup"], cfg["latency_runs"])
     quality = classification_metrics(split.labels, probs, split.class_names, cfg["ece_bins"])
     per_class = quality.pop("per_class")
+    total, trainable = count_params(model)
     metrics = {
         **quality,
-        "eval_time_s": round(seconds, 4),
-        "infer_img_per_s": round(n / seconds, 2),
-        "latency_ms_b1": round(latency, 3),
         "model_size_mb": round(model_file.stat().st_size / 1e6, 3),  # decimal MB of the .keras file
-        "params_total": int(model.count_params()),
-        "params_trainable": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "params_total": total,
+        "params_trainable": trainable,
         "num_test_images": n,
         "per_class": per_class,  # last: the long part of the file
     }
+    cost = {"eval_time_s": round(seconds, 4), "infer_img_per_s": round(n / seconds, 2),
+            "latency_ms_b1": round(latency, 3)}
     write_csv(predictions_out, predictions_frame(split, probs))
     write_json(metrics_out, metrics)
-    return metrics
+    write_json(cost_out, cost)
+    return {**metrics, **cost}
 
 
 def main(argv: list[str] | None = None) -> None:
     name, seed, percent, params, model_params = model_stage_params("evaluate", argv)
-    batch_size = Section(model_params, f"models.{name}").int("batch_size", minimum=1)
     cfg = parse_eval_params(params.get("evaluate"))
+    entry = parse_section(RunModel, model_params, f"models.{name}")
+    batch_size, family = entry.batch_size, entry.family
     run = run_label(name, seed, percent)
     preds, metrics = predictions_path(name, seed, percent=percent), eval_metrics_path(name, seed, percent=percent)
-    m = evaluate(run, model_path(name, seed, percent=percent), PREPARED, batch_size, cfg, preds, metrics)
+    cost = eval_cost_path(name, seed, percent=percent)
+    m = evaluate(run, model_path(name, seed, percent=percent), PREPARED, batch_size, cfg, preds, metrics, cost,
+                 family)
     print(
         f"evaluate@{run}: accuracy {m['accuracy']:.4f}, top-3 {m['top3_accuracy']:.4f}, "
         f"macro-F1 {m['macro_f1']:.4f}, log loss {m['log_loss']:.4f}, ECE {m['ece']:.4f} on "
         f"{m['num_test_images']} images; {m['infer_img_per_s']:.0f} img/s, batch-1 {m['latency_ms_b1']:.1f} ms "
-        f"-> {preds}, {metrics}"
+        f"-> {preds}, {metrics}, {cost}"
     )
 
 

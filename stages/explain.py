@@ -9,36 +9,38 @@ section (in params order) to pick the images, then each
 
 - ``plots/explain/<model>.png``: rows = images, columns = original | SHAP | Grad-CAM;
 - ``plots/explain/overview.png``: a few of the images across every model;
-- ``metrics/explain.json``: wall time (total and per model), the images, the Grad-CAM
-  layer of each model and the SHAP settings.
+- ``metrics/explain.json``: the images, the Grad-CAM layer of each model and the SHAP settings;
+- ``metrics/cost/explain.json``: wall time, total and per model (machine-dependent, so apart).
 
 The images are the same for every model: about half that every model classifies
 correctly and half that at least one gets wrong (when there are both), picked with
 ``explain.seed`` and spread over classes. Each map explains the model's own predicted
-class. Grad-CAM and its per-family layer choice: :mod:`stages.lib.gradcam`; SHAP:
-:mod:`stages.lib.shap_maps`.
+class. Grad-CAM: :mod:`stages.lib.gradcam`, with the hooks of each model's family module
+(stages/models/<family>.py) where it has them; SHAP: :mod:`stages.lib.shap_maps`.
 
 Params: ``explain`` (num_images, seed, min_grid, layers, masker, shap_max_evals,
-batch_size) and ``models`` (the model names).
+batch_size) and ``models`` (the model names and families).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Annotated
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from stages.lib import explain_figures, gradcam, layout, predictions, shap_maps
 from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import atomic_output, write_json
-from stages.lib.params import Section, stage_params, study_percents, study_seeds
-from stages.lib.prepared import PREPARED, open_split, read_meta
-from stages.models import load_model
+from stages.lib.compared_models import model_families
+from stages.lib.params import Schema, parse_section, stage_params, study_percents, study_seeds
+from stages.lib.prepared import PREPARED, open_split
+from stages.models import family_module, load_model
 
-EXPLAIN_KEYS = ("num_images", "seed", "min_grid", "layers", "masker", "shap_max_evals", "batch_size")
 OVERVIEW_ROWS = 3  # images in the overview: it has 1 + 2 x models columns already
 
 
@@ -53,48 +55,41 @@ class Inputs:
 class Outputs:
     figures: Path = Path("plots/explain")
     metrics: Path = Path("metrics/explain.json")
+    cost: Path = layout.EXPLAIN_COST
 
 
 # --- params ---------------------------------------------------------------------------------
 
-def parse_layers(value, models) -> dict[str, str]:
-    """explain.layers: {model name: base layer name}; a null entry means the default."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ParamError("explain.layers", f"expected a mapping {{model: layer name}}, got {value!r}")
-    layers = {}
-    for name, layer in value.items():
-        key = f"explain.layers.{name}"
-        if name not in models:
-            raise ParamError(key, f"no model {name!r} in `models` ({', '.join(models)})")
-        if layer is not None and (not isinstance(layer, str) or not layer.strip()):
-            raise ParamError(key, f"expected a layer name or null, got {layer!r}")
-        if layer is not None:
-            layers[name] = layer
-    return layers
+class Explain(Schema):
+    num_images: int = Field(ge=1)
+    seed: int = Field(ge=0)
+    min_grid: int = Field(ge=1)
+    # {model name: base layer name}; a null entry means the family's default
+    layers: dict[str, Annotated[str, Field(min_length=1)] | None] | None = None
+    masker: str
+    shap_max_evals: int = Field(ge=10)  # shap needs a few evaluations per image
+    batch_size: int = Field(ge=1)
 
 
 def parse_params(params: dict) -> dict:
     """Validate the `explain` section and the model names."""
-    p = Section(params.get("explain"), "explain", known=EXPLAIN_KEYS)
-    models = params.get("models")
-    if not isinstance(models, dict) or not models:
-        raise ParamError("models", "expected at least one model")
-    cfg = {
-        "models": list(models),
-        "num_images": p.int("num_images", minimum=1),
-        "seed": p.int("seed", minimum=0),
-        "min_grid": p.int("min_grid", minimum=1),
-        "layers": parse_layers(p.raw("layers"), list(models)),
-        "shap_max_evals": p.int("shap_max_evals", minimum=10),  # shap needs a few evaluations per image
-        "batch_size": p.int("batch_size", minimum=1),
+    p = parse_section(Explain, params.get("explain"), "explain")
+    families = model_families(params.get("models"))
+    models = list(families)
+    for name in p.layers or {}:
+        if name not in models:
+            raise ParamError(f"explain.layers.{name}", f"no model {name!r} in `models` ({', '.join(models)})")
+    study = params.get("study")
+    return {
+        "models": models,
+        "families": families,
+        **p.model_dump(exclude={"layers", "masker"}),
+        "layers": {name: layer for name, layer in (p.layers or {}).items() if layer is not None},
+        "masker": shap_maps.check_masker(p.masker, "explain.masker"),
+        # One run per model is explained: the first seed's (explanations are per model, not statistics).
+        "run_seed": study_seeds(study)[0],
+        "run_percent": study_percents(study)[-1],  # the largest training set
     }
-    cfg["masker"] = shap_maps.check_masker(p.raw("masker"), p.key("masker"))
-    # One run per model is explained: the first seed's (explanations are per model, not statistics).
-    cfg["run_seed"] = study_seeds(params.get("study"))[0]
-    cfg["run_percent"] = study_percents(params.get("study"))[-1]  # the largest training set
-    return cfg
 
 
 # --- image selection ------------------------------------------------------------------------
@@ -137,11 +132,11 @@ def select_images(frames: dict[str, pd.DataFrame], num_images: int, seed: int) -
 
 # --- explanation ----------------------------------------------------------------------------
 
-def load(name: str, seed: int, inputs: Inputs, percent: int = layout.FULL):
+def load(name: str, seed: int, inputs: Inputs, percent: int = layout.FULL, family: str | None = None):
     path = layout.model_path(name, seed, inputs.models, percent=percent)
     if not path.is_file():
         raise DataError(f"{path} not found: run `dvc repro train@{layout.run_label(name, seed, percent)}` first")
-    model = load_model(path)
+    model = load_model(path, family)
     shape = tuple(model.input_shape)
     if len(shape) != 4 or shape[1] is None or shape[1] != shape[2]:
         raise DataError(f"{path}: expected a model taking square images, its input shape is {shape}")
@@ -150,11 +145,7 @@ def load(name: str, seed: int, inputs: Inputs, percent: int = layout.FULL):
 
 def selected_images(prepared: Path, size: int, paths: list[str], model_path: Path) -> np.ndarray:
     """The images at ``paths`` from the prepared test split at ``size`` px, in that order."""
-    sizes = read_meta(prepared)["image_sizes"]
-    if size not in sizes:
-        raise DataError(f"{model_path} takes {size} px images but {prepared} holds {sizes}: "
-                        f"add {size} to prepare.image_sizes in params.yaml")
-    split = open_split("test", size, prepared)
+    split = open_split("test", size, prepared, needed_by=model_path)
     index = {p: i for i, p in enumerate(split.paths)}
     missing = [p for p in paths if p not in index]
     if missing:
@@ -166,23 +157,26 @@ def selected_images(prepared: Path, size: int, paths: list[str], model_path: Pat
 def explain_model(name: str, labels: np.ndarray, paths: list[str], num_classes: int, cfg: dict,
                   inputs: Inputs) -> explain_figures.ModelMaps:
     """Grad-CAM and SHAP of one model on the selected images."""
-    model, path = load(name, cfg["run_seed"], inputs, cfg["run_percent"])
+    family = cfg["families"][name]
+    model, path = load(name, cfg["run_seed"], inputs, cfg["run_percent"], family)
+    hooks = family_module(family, f"models.{name}")
     if model.output_shape[-1] != num_classes:
         raise DataError(f"{path} has {model.output_shape[-1]} outputs but the predictions have {num_classes} "
                         f"classes: re-run `dvc repro train@{name}`")
     images = selected_images(inputs.prepared, int(model.input_shape[1]), paths, path)
     layer = gradcam.choose_layer(model, cfg["layers"].get(name), cfg["min_grid"], f"explain.layers.{name}",
-                                 "explain.min_grid")
+                                 "explain.min_grid", hooks)
     values = shap_maps.shap_values(model, images, cfg["masker"], cfg["shap_max_evals"], cfg["batch_size"])
     # Grad-CAM told SHAP's class (the prediction): the same class even on a float tie of two.
-    cams, probs = gradcam.grad_cam(gradcam.cam_model(model, layer, path), images, values.classes)
+    cams, probs = gradcam.grad_cam(gradcam.cam_model(model, layer, path, hooks), images, values.classes)
     return explain_figures.ModelMaps(images=images, labels=labels, classes=values.classes,
                                      probs=probs[np.arange(len(images)), values.classes], cams=cams,
                                      shap=values.values.sum(axis=-1), layer=layer)
 
 
 def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) -> dict:
-    """Pick the images, explain them with every model, write the figures and metrics; returns the metrics."""
+    """Pick the images, explain them with every model, write the figures, metrics and cost; returns
+    the metrics and cost keys in one dict."""
     start = time.perf_counter()
     seed, percent = cfg["run_seed"], cfg["run_percent"]
     frames = {name: predictions.read_predictions(layout.predictions_path(name, seed, inputs.predictions,
@@ -206,20 +200,20 @@ def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) 
                   flush=True)
         explain_figures.overview_figure(explained, range(min(OVERVIEW_ROWS, len(rows))), class_names,
                                         tmp / "overview.png")
-    metrics = {"seconds": round(time.perf_counter() - start, 2), "per_model_seconds": seconds, "run_seed": seed,
-               "run_percent": percent,
-               "images": paths,
+    metrics = {"run_seed": seed, "run_percent": percent, "images": paths,
                "layers": {name: maps.layer for name, maps in explained.items()},
                "shap_max_evals": cfg["shap_max_evals"], "masker": cfg["masker"], "gradcam_score": "logit"}
+    cost = {"seconds": round(time.perf_counter() - start, 2), "per_model_seconds": seconds}
     write_json(outputs.metrics, metrics)
-    return metrics
+    write_json(outputs.cost, cost)
+    return {**metrics, **cost}
 
 
 def main() -> None:
     cfg = parse_params(stage_params("explain"))
     m = explain(cfg)
     print(f"explain: {len(m['images'])} images x {len(m['layers'])} models in {m['seconds']:.1f} s "
-          f"-> {Outputs().figures}, {Outputs().metrics}")
+          f"-> {Outputs().figures}, {Outputs().metrics}, {Outputs().cost}")
 
 
 if __name__ == "__main__":

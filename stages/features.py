@@ -18,7 +18,7 @@ import argparse
 
 from stages.lib.errors import ParamError, run_stage
 from stages.lib.layout import features_dir
-from stages.lib.params import stage_params
+from stages.lib.params import matrix_stage_params
 from stages.lib.prepared import PREPARED, open_split, read_meta
 from stages.lib.training import parse_model_params, parse_run_params
 from stages.models import check_options
@@ -77,11 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.features")
     parser.add_argument("model", help="a key of the `models` section of params.yaml")
     name = parser.parse_args(argv).model
-    try:
-        params = stage_params(f"features@{name}")
-    except Exception as err:
-        raise ParamError(f"models.{name}", f"DVC has no stage features@{name}: is {name!r} a key of models? "
-                                           f"({type(err).__name__}: {err})") from None
+    params = matrix_stage_params(f"features@{name}", f"models.{name}", f"is {name!r} a key of models?")
     if name not in params.get("models", {}):
         raise ParamError(f"models.{name}", "no such model in params.yaml")
     cfg = parse_model_params(name, params["models"][name], read_meta()["image_sizes"])

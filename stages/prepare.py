@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import ConfigDict, Field
 
 from stages.lib.errors import DataError, run_stage
 from stages.lib.files import atomic_output, read_csv, write_csv
-from stages.lib.images import load_rgb, resize
+from stages.lib.images import BadImage, load_rgb, resize
 from stages.lib.parallel import imap_progress
-from stages.lib.params import Section, stage_params
+from stages.lib.params import Schema, parse_section, stage_params
 from stages.lib.prepared import PREPARED, SPLITS, images_path, index_path
 
 SPLITS_CSV = "data/splits.csv"
@@ -29,13 +31,13 @@ _JOB: dict = {}
 
 
 def _decode(rel_path: str) -> list[np.ndarray] | str:
-    """One image resized to every size, or the error message."""
+    """One image resized to every size, or why the file cannot be used (any other error propagates)."""
     sizes, mode = _JOB["sizes"], _JOB["resize"]
     try:
         img = load_rgb(Path(_JOB["root"]) / rel_path, draft=max(sizes))
-        return [np.asarray(resize(img, s, mode), dtype=np.uint8) for s in sizes]
-    except Exception as err:  # reported with the file name by the caller
-        return f"{type(err).__name__}: {err}"
+    except BadImage as err:  # reported with the file name by the caller
+        return str(err)
+    return [np.asarray(resize(img, s, mode), dtype=np.uint8) for s in sizes]
 
 
 def prepare(splits: pd.DataFrame, source: str, sizes: list[int], mode: str, out: str | Path = PREPARED) -> dict:
@@ -62,7 +64,7 @@ def _write_store(splits: pd.DataFrame, source: str, sizes: list[int], mode: str,
         results = imap_progress(_decode, rows["path"], total=len(rows), desc=f"prepare: {split}")
         for i, result in enumerate(results):
             if isinstance(result, str):
-                raise DataError(f"{Path(source) / rows['path'][i]}: cannot decode ({result}); re-run balance")
+                raise DataError(f"{Path(source) / rows['path'][i]}: {result}; re-run balance")
             for array, resized in zip(arrays, result):
                 array[i] = resized
         for array in arrays:
@@ -73,15 +75,24 @@ def _write_store(splits: pd.DataFrame, source: str, sizes: list[int], mode: str,
     return meta
 
 
+class Prepare(Schema):
+    image_sizes: list[Annotated[int, Field(ge=8)]] = Field(min_length=1)
+    resize: Literal[RESIZE_MODES]
+
+
+class Source(Schema):
+    model_config = ConfigDict(extra="ignore")  # the stage declares balance.source only
+    source: str = Field(min_length=1)
+
+
 def parse_params(values: dict) -> dict:
     """Validate the `prepare` section: {"image_sizes": [...], "resize": mode}."""
-    p = Section(values, "prepare", known=("image_sizes", "resize"))
-    return {"image_sizes": p.int_list("image_sizes", minimum=8), "resize": p.choice("resize", RESIZE_MODES)}
+    return parse_section(Prepare, values, "prepare").model_dump()
 
 
 def main() -> None:
     params = stage_params("prepare")
-    source = Section(params["balance"], "balance").str("source", allow_empty=False)
+    source = parse_section(Source, params["balance"], "balance").source
     cfg = parse_params(params["prepare"])
     sizes, mode = cfg["image_sizes"], cfg["resize"]
     splits = read_csv(SPLITS_CSV)

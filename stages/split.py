@@ -15,13 +15,15 @@ from __future__ import annotations
 import hashlib
 import math
 from fractions import Fraction
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator
 
 from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import read_csv, write_csv, write_json
-from stages.lib.params import Section, stage_params
+from stages.lib.params import Schema, parse_section, stage_params
 
 MANIFEST = "data/manifest.csv"
 SPLITS_CSV = "data/splits.csv"
@@ -75,7 +77,11 @@ def allocate(class_sizes: dict[int, int], totals: dict[str, int], rng: np.random
 
 
 def assign(manifest: pd.DataFrame, alloc: dict[int, dict[str, int]], seed: int) -> pd.Series:
-    """Split name per row; rows sharing a sha256 move together as one unit."""
+    """Split name per row; rows sharing a sha256 move together as one unit.
+
+    A duplicate group can never straddle two splits: each group gets one split name,
+    written to all of its rows at once, or stays unused as a whole.
+    """
     need = {c: dict(v) for c, v in alloc.items()}
     rank = lambda h: hashlib.sha256(f"{seed}:{h}".encode()).hexdigest()  # noqa: E731
     groups = sorted(manifest.groupby("sha256").groups.items(), key=lambda kv: (-len(kv[1]), rank(kv[0])))
@@ -92,15 +98,41 @@ def assign(manifest: pd.DataFrame, alloc: dict[int, dict[str, int]], seed: int) 
     return result
 
 
+def split_size(value: object) -> Fraction | int:
+    """A split size: an integer count (>= 1) or a fraction in (0, 1) given as 0.15 or "2/3"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"a count must be >= 1, got {value}")
+        return value
+    try:
+        frac = Fraction(str(value).strip()) if isinstance(value, (str, float)) else None
+    except (ValueError, ZeroDivisionError):
+        frac = None
+    if frac is None or not 0 < frac < 1:
+        raise ValueError(f"expected a count (integer >= 1) or a fraction in (0, 1) such as 0.15 or '2/3', "
+                         f"got {value!r}")
+    return frac
+
+
+Size = Annotated[Any, AfterValidator(split_size)]
+
+
+class Split(Schema):
+    train: Size
+    val: Size
+    test: Size
+    seed: int
+
+
 def parse_params(values: dict) -> dict:
     """Validate the `split` section without data: {"sizes": {split: count or fraction}, "seed"}."""
-    p = Section(values, "split", known=SPLITS + ("seed",))
-    sizes = {s: p.size(s) for s in SPLITS}
+    p = parse_section(Split, values, "split")
+    sizes = {s: getattr(p, s) for s in SPLITS}
     if all(isinstance(v, Fraction) for v in sizes.values()):
         split_totals(sizes, 1000)  # the fractions must add up to 1
     elif len({type(v) for v in sizes.values()}) > 1:
         split_totals(sizes, 0)  # raises: counts mixed with fractions
-    return {"sizes": sizes, "seed": p.int("seed")}
+    return {"sizes": sizes, "seed": p.seed}
 
 
 def make_splits(manifest: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, dict]:
@@ -130,8 +162,6 @@ def make_splits(manifest: pd.DataFrame, params: dict) -> tuple[pd.DataFrame, dic
             f"class {c!r} has no {s} image: its duplicate files (identical sha256) form groups too "
             "large to spread over train/val/test; remove duplicates or use larger split sizes"
         )
-    straddling = out.groupby("sha256")["split"].nunique()
-    assert (straddling == 1).all(), "a duplicate group straddles two splits"  # guarded by assign()
     dup_groups = int((out.groupby("sha256").size() > 1).sum())
     report = {
         "seed": seed,

@@ -20,7 +20,8 @@ the family's own options (see stages/models/<family>.py), e.g.::
         trainable: frozen      # a family option
 
 Logs per-epoch train/val loss, accuracy, top-3 accuracy and macro-F1 with
-dvclive, saves the trained model, and writes training cost metrics.
+dvclive, saves the trained model, and writes the run's metrics (epochs, parameters, data size) and,
+apart, its cost (fit time, throughput: machine-dependent) to metrics/cost/train/.
 
 A frozen base with nothing trainable before the head (``trainable: frozen``) is run
 once over train and val; the head then trains on those cached features
@@ -46,12 +47,13 @@ from stages.lib.distribute import mixed_precision_policy, pick_strategy
 from stages.lib.errors import run_stage
 from stages.lib.files import atomic_output, write_json
 from stages.lib.frozen import cached_split, load_features, split_at_head, take_rows
-from stages.lib.layout import FEATURES, FULL, curves_dir, features_dir, model_path, run_label, train_metrics_path
+from stages.lib.layout import (FEATURES, FULL, curves_dir, features_dir, model_path, run_label, train_cost_path,
+                               train_metrics_path)
 from stages.lib.params import model_stage_params
 from stages.lib.subsets import nested_subset
 from stages.lib.prepared import PREPARED, open_split, read_meta
 from stages.lib.training import compile_for_training, parse_model_params, parse_run_params  # noqa: F401
-from stages.models import build_model
+from stages.models import build_model, count_params
 
 class TrainThroughput(keras.callbacks.Callback):
     """Times the training part of each epoch (validation excluded), wall and process CPU."""
@@ -94,7 +96,8 @@ def frozen_inputs(name: str, extractor, train_split, val_split, rows, batch: int
 def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PREPARED, *,
           percent: int = FULL, features_root: Path = FEATURES) -> dict:
     """Train ``models.<name>`` with ``seed`` on ``percent`` % of each class's training images
-    (stages/lib/subsets.py); writes the model, the dvclive logs and the metrics file."""
+    (stages/lib/subsets.py); writes the model, the dvclive logs, the metrics file and the cost file.
+    Returns both files' keys in one dict."""
     label = f"train@{run_label(name, seed, percent)}"
     keras.utils.set_random_seed(seed)
     if run["deterministic"]:
@@ -161,32 +164,39 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
 
     monitored = history.history[stop["monitor"]]
     best = (min if stop["monitor"] == "val_loss" else max)(range(len(monitored)), key=monitored.__getitem__)
-    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    # Keras's EarlyStopping restores the best epoch's weights at the end of fit (stopped early
+    # or not) when restore_best_weights is set; the saved model, which evaluate scores, carries them.
+    restored = stop["patience"] > 0 and stop["restore_best_weights"]
+    total, trainable = count_params(model)
     epoch_seconds, cores = throughput.steady()
     metrics = {
-        "fit_time_s": round(fit_time, 3),
         "epochs_run": len(monitored),
         "best_epoch": best + 1,
-        "params_total": int(model.count_params()),
+        "evaluated_epoch": best + 1 if restored else len(monitored),
+        "params_total": total,
         "params_trainable": trainable,
-        "time_per_trainable_param": fit_time / trainable if trainable else None,
-        "train_img_per_s": round(n_train / epoch_seconds, 2),
-        "train_cpu_cores": round(cores, 2),
         "cached_features": bool(parts),
-        "features_time_s": None if features_time is None else round(features_time, 3),
         "features_source": features_source,
-        # The features stage's one-off time, shared by every run of the model: not in fit_time_s.
-        "stored_features_time_s": stored_time,
         "seed": seed,
         "train_percent": percent,
         "train_images": n_train,
         "train_images_per_class": round(n_train / num_classes, 3),
         "val_images": len(val_split.labels),
     }
+    cost = {  # machine-dependent: its own file (stages/lib/layout.py)
+        "fit_time_s": round(fit_time, 3),
+        "time_per_trainable_param": fit_time / trainable if trainable else None,
+        "train_img_per_s": round(n_train / epoch_seconds, 2),
+        "train_cpu_cores": round(cores, 2),
+        "features_time_s": None if features_time is None else round(features_time, 3),
+        # The features stage's one-off time, shared by every run of the model: not in fit_time_s.
+        "stored_features_time_s": stored_time,
+    }
     with atomic_output(model_path(name, seed, percent=percent)) as tmp_model:
         model.save(tmp_model)
     write_json(train_metrics_path(name, seed, percent=percent), metrics)
-    return metrics
+    write_json(train_cost_path(name, seed, percent=percent), cost)
+    return {**metrics, **cost}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import struct
+import zlib
 
 import numpy as np
 import pandas as pd
@@ -12,6 +15,7 @@ import pytest
 from PIL import Image
 
 import stages.balance as stage_module
+import stages.lib.images as images
 from stages.balance import balance, parse_params
 from stages.lib.errors import ParamError, run_stage
 
@@ -116,6 +120,110 @@ def test_source_folder_is_not_modified(odd_tree):
     balance(params(root, select="all", images_per_class=4))
     assert snapshot() == before
 
+
+# --- what counts as an undecodable file: a decode or read error, with its type; never a bug ----
+
+def png_chunk(cid: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + cid + body + struct.pack(">I", zlib.crc32(cid + body))
+
+
+def png_with_broken_chunk() -> bytes:
+    """A PNG whose image data goes on in a chunk with a garbled type: Pillow raises SyntaxError."""
+    buf = io.BytesIO()
+    Image.new("RGB", (12, 12), (1, 2, 3)).save(buf, format="PNG")
+    data, pos, out = buf.getvalue(), 8, buf.getvalue()[:8]
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        cid, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        if cid == b"IDAT":  # the image data in two chunks, the second with a garbled type
+            out += png_chunk(b"IDAT", body[:length // 2]) + png_chunk(b"\0\1\2\3", body[length // 2:])
+        else:
+            out += png_chunk(cid, body)
+        pos += 12 + length
+    return out
+
+
+def png_header(width: int, height: int, ihdr_size: int = 13) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)[:ihdr_size]
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IEND", b"")
+
+
+def jpeg_with_mistyped_exif() -> bytes:
+    """20x10 JPEG, EXIF orientation 6 (display rotated: 10x20), and an ImageDescription stored as
+    a FLOAT: Pillow reads it but cannot write it back (ImageOps.exif_transpose fails on it)."""
+    entries = [(0x010E, 11, 1, b"\1\0\0\0"), (0x0112, 3, 1, struct.pack("<HH", 6, 0))]
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", *e[:3]) + e[3] for e in entries)
+    exif = b"Exif\0\0II*\0" + struct.pack("<I", 8) + ifd + struct.pack("<I", 0)
+    buf = io.BytesIO()
+    Image.new("RGB", (20, 10), (0, 0, 255)).save(buf, format="JPEG", quality=95, exif=exif)
+    return buf.getvalue()
+
+
+def test_each_skipped_file_is_reported_with_the_error_type_and_message(tree):
+    root = tree({"a": 3, "b": 3})
+    good = (root / "a" / "img_000.png").read_bytes()
+    files = {
+        "a/broken_chunk.png": png_with_broken_chunk(),  # SyntaxError
+        "a/huge.png": png_header(100_000, 100_000),  # DecompressionBombError: 10^10 pixels claimed
+        "b/short_header.png": png_header(12, 12, ihdr_size=5),  # ValueError
+        "b/text.png": b"plain text",  # UnidentifiedImageError
+        "b/truncated.png": good[: len(good) // 2],  # OSError
+    }
+    for rel, data in files.items():
+        (root / rel).write_bytes(data)
+    os.symlink(root / "nowhere.png", root / "b" / "dangling.png")  # listed, but cannot be read
+
+    manifest, report = balance(params(root, select="all", images_per_class=3))
+    reasons = {f["path"]: f["reason"] for f in report["undecodable_files"]}
+    assert reasons.pop("a/broken_chunk.png") == \
+        r"cannot decode: SyntaxError: broken PNG file (chunk b'\x00\x01\x02\x03')"
+    assert reasons.pop("a/huge.png").startswith(
+        "cannot decode: DecompressionBombError: Image size (10000000000 pixels) exceeds limit")
+    assert reasons.pop("b/short_header.png") == "cannot decode: ValueError: Truncated IHDR chunk"
+    assert reasons.pop("b/text.png") == \
+        "cannot decode: UnidentifiedImageError: cannot identify image file (unknown format)"
+    assert reasons.pop("b/truncated.png").startswith("cannot decode: OSError: ")
+    assert reasons.pop("b/dangling.png").startswith("cannot read: FileNotFoundError: [Errno 2]")
+    assert reasons == {}
+    assert len(manifest) == 6 and report["undecodable"] == 6 and report["files_checked"] == 12
+
+
+def test_malformed_exif_metadata_does_not_make_an_image_undecodable(tree):
+    root = tree({"a": 3, "b": 4})
+    (root / "a" / "mistyped_exif.jpg").write_bytes(jpeg_with_mistyped_exif())
+    manifest, report = balance(params(root, select="all", images_per_class=4))
+    assert report["undecodable"] == 0 and report["classes"]["a"]["decodable"] == 4
+    row = manifest[manifest["path"] == "a/mistyped_exif.jpg"]
+    assert (int(row["width"].iloc[0]), int(row["height"].iloc[0])) == (10, 20)  # still turned upright
+
+
+def _raise(error: Exception):
+    def broken(*args, **kwargs):
+        raise error
+    return broken
+
+
+@pytest.mark.parametrize("where, error", [
+    ("open", TypeError("a bug in the decoder")),
+    ("load", AttributeError("a bug in the decoder")),
+    ("to_rgb", KeyError("a bug in the conversion")),
+])
+def test_a_bug_inside_decoding_fails_instead_of_skipping_images(tree, monkeypatch, where, error):
+    root = tree({"a": 3, "b": 3})
+    target = {"open": (Image, "open"), "load": (Image.Image, "load"), "to_rgb": (images, "to_rgb")}[where]
+    monkeypatch.setattr(*target, _raise(error))
+    with pytest.raises(type(error), match="a bug"):
+        balance(params(root, select="all", images_per_class=3))
+
+
+
+def test_a_bug_inside_a_worker_process_fails_too(tree, monkeypatch):
+    from stages.lib.parallel import MIN_ITEMS_FOR_POOL
+
+    root = tree({"a": MIN_ITEMS_FOR_POOL // 2 + 1, "b": MIN_ITEMS_FOR_POOL // 2 + 1})  # decoded in a pool
+    monkeypatch.setattr(images, "to_rgb", _raise(AttributeError("a bug in the conversion")))
+    with pytest.raises(AttributeError, match="a bug"):
+        balance(params(root, select="all", images_per_class=3))
 
 @pytest.mark.parametrize(
     "over, key, words",
@@ -365,9 +473,9 @@ def test_wrapped_labels_that_are_not_valid_json_still_give_their_levels(cell, pa
 
 
 def test_bracketed_label_that_is_no_list_is_rejected():
-    from stages.lib.labels import label_parts
+    from stages.lib.labels import BadLabel, label_parts
 
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(BadLabel, match="not valid JSON"):
         label_parts("[Watches >> Wrist Watches]", ">>")
 
 

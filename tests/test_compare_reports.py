@@ -149,6 +149,23 @@ def test_timings_are_compared_only_when_asked(tmp_path):
     assert [ok for ok, _ in checks(fast, slow, ["accuracy", "fit_time_s"])] == [True, False]
 
 
+def test_cost_summaries_compare_their_timings_when_named(tmp_path, capsys):
+    """metrics/cost/comparison.json has the same ``models`` shape: its timings are checked with --metrics only."""
+    def cost(fit: float) -> dict:
+        return {"confidence": 0.95, "seeds": [0, 1, 2], "train_percent": 100,
+                "models": {"vit": {"fit_time_s": stat(fit, 2.0), "latency_ms_b1": stat(9.0, 0.5)}},
+                "data_size_curve": [{"model": "vit", "train_percent": 100, "x": 84.0, "runs": 3,
+                                     "fit_time_s_mean": fit}]}
+
+    assert run(tmp_path, cost(60.0), cost(90.0)) == 0  # by default nothing machine-dependent is compared
+    assert capsys.readouterr().out.splitlines() == ["0 checks: 0 agree, 0 disagree"]
+    assert run(tmp_path, cost(60.0), cost(90.0), "--metrics", "fit_time_s", "latency_ms_b1") == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "DISAGREE  vit fit_time_s: A 60.0000 [58.0000, 62.0000]  B 90.0000 [88.0000, 92.0000]",
+        "agree     vit latency_ms_b1: A 9.0000 [8.5000, 9.5000]  B 9.0000 [8.5000, 9.5000]",
+        "2 checks: 1 agree, 1 disagree"]
+
+
 def with_curve(data: dict, vit_small: float = 0.60, crossing: dict | None = None) -> dict:
     """The summary plus a data-size section: two models at 25 % and 100 %."""
     def point(model, percent, mean, half):

@@ -21,9 +21,10 @@ from stages.models import build_model
 TINY_VIT = dict(patch_size=4, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32)
 EVAL = dict(ece_bins=15, latency_warmup=1, latency_runs=3)
 METRIC_KEYS = {
-    "accuracy", "top3_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "eval_time_s", "infer_img_per_s",
-    "latency_ms_b1", "model_size_mb", "params_total", "params_trainable", "num_test_images", "per_class",
+    "accuracy", "top3_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece", "model_size_mb", "params_total",
+    "params_trainable", "num_test_images", "per_class",
 }
+COST_KEYS = {"eval_time_s", "infer_img_per_s", "latency_ms_b1"}  # machine-dependent: their own file
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,10 @@ def logits_model(size: int = 16) -> keras.Model:
 def run_evaluate(model, prepared, tmp_path, batch_size=4):
     path = tmp_path / "model.keras"
     model.save(path)
-    preds, metrics_file = tmp_path / "out/predictions.csv", tmp_path / "out/metrics.json"
-    metrics = evaluate("tiny", path, prepared, batch_size, parse_eval_params(EVAL), preds, metrics_file)
-    assert json.loads(metrics_file.read_text()) == metrics
+    preds, metrics_file, cost_file = (tmp_path / f"out/{f}" for f in ("predictions.csv", "metrics.json", "cost.json"))
+    metrics = evaluate("tiny", path, prepared, batch_size, parse_eval_params(EVAL), preds, metrics_file, cost_file)
+    quality, cost = json.loads(metrics_file.read_text()), json.loads(cost_file.read_text())
+    assert set(quality) == METRIC_KEYS and set(cost) == COST_KEYS and metrics == {**quality, **cost}
     return read_csv(preds), metrics
 
 
@@ -65,7 +67,7 @@ def test_vit_predictions_and_metrics_agree(prepared, tmp_path):
     # Same probabilities as predicting the test images directly, in the same order.
     np.testing.assert_allclose(probs, model.predict(np.asarray(test.images), verbose=0), atol=1e-5)
 
-    assert set(metrics) == METRIC_KEYS
+    assert set(metrics) == METRIC_KEYS | COST_KEYS
     assert metrics["accuracy"] == pytest.approx((frame["pred_label"].astype(int) == frame["label"]).mean())
     assert metrics["num_test_images"] == 6 and set(metrics["per_class"]) == {"a", "b", "c"}
     assert metrics["params_total"] == metrics["params_trainable"] == model.count_params()
@@ -105,8 +107,10 @@ def test_bad_eval_params_name_the_key(over, key):
 
 @pytest.mark.parametrize(
     "params, key",
-    [({"evaluate": dict(EVAL, latency_runs=0), "models": {"m": {"batch_size": 4}}}, "evaluate.latency_runs"),
-     ({"evaluate": EVAL, "models": {"m": {"batch_size": 0}}}, "models.m.batch_size"),
+    [({"evaluate": dict(EVAL, latency_runs=0), "models": {"m": {"batch_size": 4, "family": "vit"}}},
+      "evaluate.latency_runs"),
+     ({"evaluate": EVAL, "models": {"m": {"batch_size": 0, "family": "vit"}}}, "models.m.batch_size"),
+     ({"evaluate": EVAL, "models": {"m": {"batch_size": 4}}}, "models.m.family"),
      ({"evaluate": EVAL, "models": {}}, "models.m")],
 )
 def test_main_checks_params_before_loading_anything(monkeypatch, params, key):
@@ -153,5 +157,24 @@ def test_dvc_repro_and_metrics_diff_after_a_param_change(repo_copy):
     assert "Running stage 'train@mobilenet_v2-100-0'" in out and "train@vit" not in out
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo_copy).stdout)
     changed = diff["metrics/eval/mobilenet_v2/100pct/s0.json"]
-    assert {"log_loss", "eval_time_s"} <= set(changed), changed
+    assert "log_loss" in changed and not COST_KEYS & set(changed), changed  # quality only
+    assert COST_KEYS <= set(diff["metrics/cost/eval/mobilenet_v2/100pct/s0.json"])
     assert "metrics/eval/vit/100pct/s0.json" not in diff  # the other models need not change
+    run(["git", "add", "-A"], repo_copy)
+    run(["git", "commit", "-qm", "learning rate"], repo_copy)
+
+    # A re-run that changes nothing but timings: the quality diff is empty, the cost diff is not.
+    run(["dvc", "repro", "-f", "-s", "evaluate@vit-100-0"], repo_copy)
+    quality = json.loads(run(["dvc", "metrics", "diff", "--json", "metrics/eval", "metrics/train"], repo_copy).stdout)
+    assert quality == {}, quality
+    assert "metrics/cost/eval/vit/100pct/s0.json" in json.loads(
+        run(["dvc", "metrics", "diff", "--json", "metrics/cost"], repo_copy).stdout)
+
+    # Editing one family's module re-runs that family's models only (the family@ fingerprints).
+    module = repo_copy / "stages/models/mobilenet_v2.py"
+    module.write_text(module.read_text() + "\n# an edit\n")
+    run(["dvc", "repro", "-s", "family@vit", "family@mobilenet_v2"], repo_copy)
+    status = json.loads(run(["dvc", "status", "--json", "--with-deps", "evaluate@vit-100-0",
+                             "evaluate@mobilenet_v2-100-0"], repo_copy).stdout)
+    assert "train@mobilenet_v2-100-0" in status and "evaluate@mobilenet_v2-100-0" in status
+    assert not [stage for stage in status if "vit" in stage], status

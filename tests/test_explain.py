@@ -14,7 +14,7 @@ from stages.evaluate import evaluate, parse_eval_params
 from stages.explain import Inputs, Outputs, check_same_images, explain, parse_params, select_images
 from stages.lib import explain_figures, gradcam, layout, shap_maps
 from stages.lib.errors import DataError, ParamError
-from stages.models import _common, build_model
+from stages.models import _common, build_model, family_module
 from stages.prepare import prepare
 
 SIZE, SIDE = 32, 8  # image and square size, px
@@ -92,9 +92,9 @@ def test_gradcam_forward_path_is_the_models_own(trained_cnn):
     """Pre + lower + post + head (logits) reproduce the model's probabilities, for a CNN and a ViT."""
     x, _, _ = squares(5, seed=2)
     vit = build_model("vit", 3, SIZE, TINY_VIT)
-    for model in (trained_cnn, vit):
-        layer = gradcam.choose_layer(model, None, 4, "k", "explain.min_grid")
-        _, probs = gradcam.grad_cam(gradcam.cam_model(model, layer), x)
+    for model, family in ((trained_cnn, None), (vit, family_module("vit"))):
+        layer = gradcam.choose_layer(model, None, 4, "k", "explain.min_grid", family)
+        _, probs = gradcam.grad_cam(gradcam.cam_model(model, layer, family=family), x)
         np.testing.assert_allclose(probs, model.predict(x, verbose=0), atol=1e-5)
 
 
@@ -102,17 +102,20 @@ def test_vit_gradcam_reads_the_patch_grid_entering_the_last_block():
     """Shape and range only: trained on the squares task (100 % accuracy), a tiny ViT's Grad-CAM
     peaked on the square for 0-60 % of the images depending on the seed (the CNN: 90+ %), too
     seed-dependent for a rate assertion."""
-    model = build_model("vit", 3, SIZE, TINY_VIT)  # 2 blocks, 8x8 patches of 4 px
-    layer = gradcam.choose_layer(model, None, 4, "explain.layers.vit", "explain.min_grid")
+    model, vit = build_model("vit", 3, SIZE, TINY_VIT), family_module("vit")  # 2 blocks, 8x8 patches of 4 px
+    layer = gradcam.choose_layer(model, None, 4, "explain.layers.vit", "explain.min_grid", vit)
     assert layer == "transformer_block_1"
     x, _, _ = squares(3, seed=3)
-    cams, probs = gradcam.grad_cam(gradcam.cam_model(model, layer), x)
+    cams, probs = gradcam.grad_cam(gradcam.cam_model(model, layer, family=vit), x)
     assert cams.shape == (3, SIZE, SIZE) and probs.shape == (3, 3)
     assert cams.min() >= 0 and cams.max() <= 1 and np.isfinite(cams).all()
-    assert gradcam.choose_layer(model, "vit_patching_and_embedding", 4, "k", "k") == "vit_patching_and_embedding"
+    assert gradcam.choose_layer(model, "vit_patching_and_embedding", 4, "k", "k", vit) == "vit_patching_and_embedding"
     with pytest.raises(ParamError, match="zero gradient") as err:  # its patch tokens do not reach the head
-        gradcam.choose_layer(model, "transformer_block_2", 4, "explain.layers.vit", "explain.min_grid")
+        gradcam.choose_layer(model, "transformer_block_2", 4, "explain.layers.vit", "explain.min_grid", vit)
     assert err.value.key == "explain.layers.vit"
+    with pytest.raises(ParamError) as err:  # the 8x8 patch grid is below min_grid 9
+        gradcam.choose_layer(model, None, 9, "explain.layers.vit", "explain.min_grid", vit)
+    assert err.value.key == "explain.min_grid" and "(8, 8)" in str(err.value)
 
 
 def test_token_grid_is_row_major_without_the_class_token():
@@ -292,18 +295,21 @@ def stage_inputs(tmp_path_factory):
         path.parent.mkdir(parents=True)
         model.save(path)
         evaluate(name, path, inputs.prepared, 8, parse_eval_params(dict(ece_bins=5, latency_warmup=0, latency_runs=1)),
-                 layout.predictions_path(name, 0, inputs.predictions), tmp / "eval" / f"{name}.json")
+                 layout.predictions_path(name, 0, inputs.predictions), tmp / "eval" / f"{name}.json",
+                 tmp / "cost" / f"{name}.json")
     return inputs
 
 
 @pytest.mark.slow
 def test_explain_end_to_end(stage_inputs, tmp_path):
-    outputs = Outputs(tmp_path / "plots" / "explain", tmp_path / "metrics" / "explain.json")
+    outputs = Outputs(tmp_path / "plots" / "explain", tmp_path / "metrics" / "explain.json",
+                      tmp_path / "metrics" / "cost" / "explain.json")
     cfg = parse_params({"explain": EXPLAIN, "models": MODELS, "study": STUDY})
     metrics = explain(cfg, stage_inputs, outputs)
 
-    assert json.loads(outputs.metrics.read_text()) == metrics
-    assert {"seconds", "per_model_seconds", "images", "layers", "shap_max_evals"} <= set(metrics)
+    quality, cost = json.loads(outputs.metrics.read_text()), json.loads(outputs.cost.read_text())
+    assert metrics == {**quality, **cost} and set(cost) == {"seconds", "per_model_seconds"}
+    assert {"images", "layers", "shap_max_evals", "masker", "run_seed", "run_percent"} <= set(quality)
     assert set(metrics["per_model_seconds"]) == set(MODELS) and metrics["seconds"] > 0
     assert metrics["layers"] == {"vit": "transformer_block_1", "mobilenet_v2": "block_6_expand_relu"}
     assert len(metrics["images"]) == 4 and metrics["shap_max_evals"] == 40
@@ -315,7 +321,8 @@ def test_explain_end_to_end(stage_inputs, tmp_path):
 
 @pytest.mark.slow
 def test_explicit_layer_and_missing_inputs(stage_inputs, tmp_path):
-    outputs = Outputs(tmp_path / "plots" / "explain", tmp_path / "metrics" / "explain.json")
+    outputs = Outputs(tmp_path / "plots" / "explain", tmp_path / "metrics" / "explain.json",
+                      tmp_path / "metrics" / "cost" / "explain.json")
     one_model = {"mobilenet_v2": MODELS["mobilenet_v2"]}
     cfg = parse_params({"explain": {**EXPLAIN, "num_images": 1, "layers": {"mobilenet_v2": "block_99_add"}},
                         "models": one_model, "study": STUDY})

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.calibration import calibration_curve
 
 from stages.lib.metrics import (
     classification_metrics,
@@ -91,6 +92,35 @@ def test_reliability_bins_counts_and_empty_bins():
     assert reliability_bins(y, p, bins=2)["count"].tolist() == [1, 2]
     with pytest.raises(ValueError):
         reliability_bins(y, p, bins=0)
+
+
+def test_reliability_bins_are_sklearns_calibration_curve_of_the_top_label():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 5, 300)
+    logits = rng.normal(size=(300, 5)) + 2 * np.eye(5)[y]
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    table = reliability_bins(y, p, bins=12)
+    filled = table[table["count"] > 0]
+    accuracy, confidence = calibration_curve(p.argmax(1) == y, p.max(1), n_bins=12, strategy="uniform")
+    np.testing.assert_array_equal(filled["accuracy"], accuracy)
+    np.testing.assert_array_equal(filled["confidence"], confidence)
+    # The counts by hand: equal-width bins (lower, upper].
+    edges = np.linspace(0, 1, 13)
+    assert table["count"].tolist() == [int(((p.max(1) > lo) & (p.max(1) <= hi)).sum()) for lo, hi in
+                                       zip(edges[:-1], edges[1:])]
+    assert table["count"].sum() == 300 and len(filled) < 12  # some bins are empty (no max below 1/5)
+
+
+def test_reliability_bins_edge_cases():
+    # A max probability a rounding error above 1 (a row summing to 1 within the tolerance) is the top bin.
+    y, p = np.array([0, 1]), np.array([[1.0004, 0.0], [0.3, 0.7]])
+    table = reliability_bins(y, p, bins=2)
+    assert table["count"].tolist() == [0, 2]
+    assert table.loc[1, "confidence"] == pytest.approx((1.0 + 0.7) / 2) and table.loc[1, "accuracy"] == 1.0
+    # Nothing to bin: every bin empty, no ECE.
+    empty = reliability_bins(np.array([], int), np.zeros((0, 3)), bins=3)
+    assert empty["count"].tolist() == [0, 0, 0] and empty["accuracy"].isna().all()
+    assert math.isnan(expected_calibration_error(np.array([], int), np.zeros((0, 3)), bins=3))
 
 
 def test_mean_probability_matrix_by_hand():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import keras
 import kimm
@@ -51,14 +52,39 @@ def keras_home(tmp_path, monkeypatch):
 
 
 def test_registry_lists_family_modules():
-    assert available_models() == ["mobilenet_v2", "mobilevitv2", "resnet50", "vit"]
+    """Every module of stages/models not starting with "_" is a family, with the builder interface."""
+    folder = Path(family_module("vit").__file__).parent
+    assert available_models() == sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
     for family in available_models():
-        defaults = family_module(family).DEFAULTS
-        assert {"trainable", "dropout"} <= set(defaults)
-        assert ("weights" in defaults) != (family == "vit")  # vit takes `preset`
+        module = family_module(family)
+        assert {"trainable", "dropout"} <= set(module.DEFAULTS) and callable(module.build)
+        assert ("weights" in module.DEFAULTS) != ("preset" in module.DEFAULTS)  # one way to name weights
 
 
-# family, image size, options, reference preprocessing of uint8 images
+def offline_options(family: str) -> dict:
+    """A family's defaults with random init: no download, whatever the family."""
+    defaults = family_module(family).DEFAULTS
+    return {key: None for key in ("weights", "preset") if key in defaults}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", available_models())
+def test_every_family_builds_the_registry_layout(family, tmp_path):
+    """The layout the other stages rely on (models/__init__.py docstring), for any family."""
+    model = build_model(family, 3, 32, offline_options(family))
+    assert model.input.dtype == "uint8" and tuple(model.input.shape) == (None, 32, 32, 3)
+    assert isinstance(model.get_layer("base"), keras.Model)
+    head = model.get_layer("head")
+    assert isinstance(head, keras.layers.Dense) and head.activation is keras.activations.softmax
+    assert model.get_layer("preprocess") and model.get_layer("pool")
+    x = images(32)
+    probs = model.predict(x, verbose=0)
+    assert probs.dtype == np.float32 and probs.shape == (4, 3)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(load_model(tmp_path / "m.keras", family).predict(x, verbose=0), probs, atol=1e-6)
+
+
+# The known families' own preprocessing: family, image size, options, reference of uint8 images
 FAMILIES = [
     ("mobilenet_v2", 32, {"weights": None, "alpha": 0.35, "dropout": 0.2},
      lambda x: keras.applications.mobilenet_v2.preprocess_input(x.astype("float32"))),
@@ -332,3 +358,16 @@ def test_bn_momentum_overrides_every_batchnorm_layer_of_the_base():
             if isinstance(l, keras.layers.BatchNormalization)} == {0.999}  # keras' own value kept
     with pytest.raises(ParamError, match=r"models\.r\.bn_momentum"):
         build_model("resnet50", 3, 32, {"weights": None, "bn_momentum": 1.5}, key_prefix="models.r")
+
+
+def test_a_bug_while_loading_a_preset_is_not_reported_as_a_missing_preset(tmp_path, monkeypatch):
+    """Only download/cache failures read "not in the kagglehub cache"; anything else propagates."""
+    def broken(*args, **kwargs):
+        raise TypeError("a bug, not a missing preset")
+
+    monkeypatch.setattr(keras_hub.models.ViTBackbone, "from_preset", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        build_model("vit", 2, 224, {"preset": "vit_base_patch16_224_imagenet21k"})
+    (tmp_path / "preset").mkdir()
+    with pytest.raises(TypeError, match="a bug"):
+        build_model("vit", 2, 16, {"preset": str(tmp_path / "preset")})

@@ -131,12 +131,13 @@ def test_verdict_significant_names_winner_runs_and_corrected_p():
     r = pairs["resnet50_vs_vit"]
     assert r["significant"]
     text = verdict("resnet50", "vit", "accuracy", r, alpha=0.05)
-    assert text.startswith("vit better than resnet50 on accuracy by +0.0")  # winner first, positive margin
-    assert "over 3 runs" in text and "Holm-corrected p = " in text
-    p = float(text.split("Holm-corrected p = ")[1].rstrip(")"))
-    assert p == pytest.approx(r["t_p_holm"], rel=0.05)
-    low, high = -r["diff_ci_high"], -r["diff_ci_low"]  # restated as vit - resnet50
-    assert f"95% CI {low:+.3f} to {high:+.3f}" in text
+    # Winner first with a positive margin: the difference and its interval restated as vit - resnet50.
+    low, high = -r["diff_ci_high"], -r["diff_ci_low"]
+    p = r["t_p_holm"]
+    p_text = f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+    assert r["diff_mean"] < 0 < low
+    assert text == (f"vit better than resnet50 on accuracy by {-r['diff_mean']:+.3f} (95% CI {low:+.3f} to "
+                    f"{high:+.3f}; paired t-test over 3 runs, Holm-corrected p = {p_text})")
 
 
 def test_verdict_not_significant_and_untestable():
@@ -149,8 +150,8 @@ def test_verdict_not_significant_and_untestable():
     raw = {k: v for k, v in r.items() if k != "t_p_holm"}
     assert verdict("vit", "resnet50", "accuracy", raw, 0.05).endswith("over 3 runs, p = 0.2)")
     one = paired_runs([0.9], [0.85])
-    text = verdict("vit", "resnet50", "macro-F1", one, alpha=0.05)
-    assert "not testable: only 1 run" in text and "vit" in text and "resnet50" in text and "macro-F1" in text
+    assert verdict("vit", "resnet50", "macro-F1", one, alpha=0.05) == (
+        "vit vs resnet50 on macro-F1 not testable: only 1 run (vit - resnet50 = +0.050)")
 
 
 def curves(means: dict[str, dict[float, float]], n: int = 5, noise: float = 0.005, seed: int = 0):

@@ -122,6 +122,13 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
         assert meta["reusable"] is (name == "mobilenet_v2"), meta
     assert "up to date" in run(["dvc", "status"], repo_copy).stdout
     assert json.loads(run(["dvc", "metrics", "show", "--json"], repo_copy).stdout)  # parses, lists metrics
+    # Every stage wrote only its declared outputs: each file under data/, metrics/, plots/ is one.
+    lock = yaml.safe_load((repo_copy / "dvc.lock").read_text())
+    declared = [o["path"] for st in lock["stages"].values() for o in st.get("outs", [])]
+    written = [p.relative_to(repo_copy).as_posix() for top in ("data", "metrics", "plots")
+               for p in (repo_copy / top).rglob("*") if p.is_file() and p.name != ".gitignore"]
+    undeclared = [f for f in written if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in declared)]
+    assert written and not undeclared, undeclared
 
     html_dir = tmp_path / "plots_html"
     run(["dvc", "plots", "show", "-o", str(html_dir)], repo_copy)
@@ -138,8 +145,11 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
     assert "paired t-test over 2 runs" in report
     for name in families:
         assert f"plots_explain_{name}.png" in html
-    assert json.loads((repo_copy / "metrics/explain.json").read_text())["seconds"] > 0
+    assert json.loads((repo_copy / "metrics/cost/explain.json").read_text())["seconds"] > 0
+    cost = json.loads((repo_copy / "metrics/cost/comparison.json").read_text())
+    assert all(cost["models"][m]["fit_time_s"]["n"] == 2 for m in families)
     comparison = json.loads((repo_copy / "metrics/comparison.json").read_text())
+    assert "fit_time_s" not in json.dumps(comparison) and "eval_time_s" not in json.dumps(comparison)
     assert comparison["seeds"] == [0, 1] and set(comparison["models"]) == families
     assert all(comparison["models"][m]["accuracy"]["n"] == 2 for m in families)
     assert len(comparison["pairs"]) == 6

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,13 +79,32 @@ def test_resize_modes_keep_or_stretch_the_aspect_ratio(tmp_path):
     assert frames["pad"][0, 10].sum() == 0 and frames["pad"][10, 2, 0] > 200  # black bars, red kept
 
 
-def test_a_file_that_no_longer_decodes_fails_cleanly(odd_tree, tmp_path):
+@pytest.mark.parametrize("name, reason", [
+    ("notes.jpg", "cannot decode: UnidentifiedImageError: cannot identify image file (unknown format)"),
+    ("truncated.jpg", "cannot decode: OSError: "),
+    ("gone.png", "cannot read: FileNotFoundError: "),
+])
+def test_a_file_that_no_longer_decodes_fails_cleanly(odd_tree, tmp_path, name, reason):
     root, expected = odd_tree
     out = tmp_path / "prepared"
-    with pytest.raises(DataError, match="notes.jpg"):
-        prepare(splits_for(root, ["odd/gray.png", "odd/notes.jpg"]), str(root), [8], "squash", out)
+    with pytest.raises(DataError, match=re.escape(f"{root / 'odd' / name}: {reason}")):
+        prepare(splits_for(root, ["odd/gray.png", f"odd/{name}"]), str(root), [8], "squash", out)
     assert not out.exists()
     assert not list(tmp_path.glob(".prepared*"))  # no temporary left behind
+
+
+def test_a_bug_inside_decoding_fails_instead_of_reading_as_a_bad_file(odd_tree, tmp_path, monkeypatch):
+    import stages.lib.images as images
+
+    def broken(img):
+        raise TypeError("a bug in the conversion")
+
+    root, expected = odd_tree
+    out = tmp_path / "prepared"
+    monkeypatch.setattr(images, "to_rgb", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        prepare(splits_for(root, ["odd/gray.png"]), str(root), [8], "squash", out)
+    assert not out.exists() and not list(tmp_path.glob(".prepared*"))
 
 
 def test_many_images_stream_through_the_pool(tree, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from stages.lib import figures, layout
 from stages.lib.errors import DataError, ParamError
 from stages.lib.metrics import mean_probability_matrix, reliability_bins, worst_classes
+from stages.lib.run_columns import COLUMNS, TIMINGS
 from stages.report import Inputs, Outputs, build_report, parse_params
 
 CLASSES = ["cat", "dog", "007", "red fox"]  # "007" must stay a string
@@ -49,33 +50,74 @@ def model_data():
     return y, probs
 
 
-def rendered(fig, path) -> int:
-    assert path.is_file() and path.stat().st_size > 1000
-    return len(fig.axes)
+def assert_png(path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_study_and_learning_curves_render(tmp_path):
+def test_study_curves_draw_every_curve_and_the_test_crosses(tmp_path):
     hist = {"vit": fake_history(6, 0), "mobilenet_v2": fake_history(4, 1), "resnet50": fake_history(5, 2)}
-    test = {m: {"loss": 0.5, "accuracy": 0.8, "top3_accuracy": 0.95} for m in hist}
+    test = {m: {"loss": 0.5 + i, "accuracy": 0.8 - 0.1 * i, "top3_accuracy": 0.95 - 0.01 * i}
+            for i, m in enumerate(hist)}
     fig = figures.study_curves(hist, test, {"vit": 2.0, "mobilenet_v2": 0.5, "resnet50": 1.0},
                                {"vit": 60.0, "mobilenet_v2": 20.0, "resnet50": 40.0}, tmp_path / "s.png")
-    assert rendered(fig, tmp_path / "s.png") == 4
-    assert sum(len(ax.lines) for ax in fig.axes[:3]) == 3 * 3 * (2 + 1)  # 3 panels x 3 models x (train, val, test)
-    assert [ln.get_marker() for ln in fig.axes[0].lines].count("x") == 3
+    assert_png(tmp_path / "s.png")
+    assert [ax.get_title() for ax in fig.axes] == ["loss", "accuracy", "top-3 accuracy",
+                                                   "test evaluation time vs training time"]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss (log scale)", "accuracy", "top-3 accuracy",
+                                                    "test evaluation time (s)"]
+    assert [ax.get_xlabel() for ax in fig.axes[:3]] == ["epoch"] * 3 and fig.axes[0].get_yscale() == "log"
+    for ax, metric in zip(fig.axes[:3], ("loss", "accuracy", "top3_accuracy")):
+        curves = [ln for ln in ax.lines if ln.get_marker() != "x"]
+        crosses = [ln for ln in ax.lines if ln.get_marker() == "x"]
+        assert [(ln.get_label(), ln.get_linestyle()) for ln in curves] == [("train", "-"), ("validation", "--")] * 3
+        for line, (name, split) in zip(curves, [(m, s) for m in hist for s in ("train", "val")]):
+            np.testing.assert_allclose(line.get_xdata(), hist[name]["epoch"])
+            np.testing.assert_allclose(line.get_ydata(), hist[name][f"{split}_{metric}"])
+        # Without evaluated epochs, each model's cross sits at its last epoch, at its test value.
+        assert [(c.get_xdata()[0], c.get_ydata()[0]) for c in crosses] == [
+            (6, test["vit"][metric]), (4, test["mobilenet_v2"][metric]), (5, test["resnet50"][metric])]
+    # Time panel: training time relative to the fastest (mobilenet_v2's 20 s), eval time as given.
+    points = [tuple(c.get_offsets()[0]) for c in fig.axes[3].collections]
+    assert points == [(3.0, 2.0), (1.0, 0.5), (2.0, 1.0)]
+    assert [t.get_text() for t in fig.axes[3].texts] == list(hist)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [*hist, "train", "validation", "test"]
+
+
+def test_learning_curves_one_row_per_model(tmp_path):
+    hist = {"vit": fake_history(6, 0), "mobilenet_v2": fake_history(4, 1), "resnet50": fake_history(5, 2)}
     fig = figures.learning_curves(hist, tmp_path / "l.png")
-    assert rendered(fig, tmp_path / "l.png") == 2 * 3
+    assert_png(tmp_path / "l.png")
+    assert [ax.get_title() for ax in fig.axes] == [f"{m}: {t}" for m in hist for t in ("loss", "macro-F1")]
+    assert [ax.get_ylabel() for ax in fig.axes] == ["loss (log scale)", "macro-F1"] * 3
+    for ax, (name, metric) in zip(fig.axes, [(m, t) for m in hist for t in ("loss", "macro_f1")]):
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train", "validation"]
+        train, val = ax.lines
+        np.testing.assert_allclose(train.get_xdata(), hist[name]["epoch"])
+        np.testing.assert_allclose(train.get_ydata(), hist[name][f"train_{metric}"])
+        np.testing.assert_allclose(val.get_ydata(), hist[name][f"val_{metric}"])
+    assert fig.axes[1].get_ylim() == fig.axes[5].get_ylim()  # one y scale per metric column
 
 
-def test_heatmaps_render_with_class_names(tmp_path, model_data):
+def test_heatmaps_show_the_matrices_with_class_names(tmp_path, model_data):
     y, probs = model_data
     pred = probs["vit"].argmax(1)
     fig = figures.confusion_counts(y, pred, CLASSES, "vit: confusion", tmp_path / "c.png")
-    assert rendered(fig, tmp_path / "c.png") == 2  # heatmap + colour bar
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == CLASSES
+    assert_png(tmp_path / "c.png")
+    ax = fig.axes[0]  # the other one is the colour bar
+    assert len(fig.axes) == 2 and (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == (
+        "vit: confusion", "predicted class", "true class")
+    assert [t.get_text() for t in ax.get_xticklabels()] == [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+    counts = np.array([[np.sum((y == i) & (pred == j)) for j in range(len(CLASSES))] for i in range(len(CLASSES))])
+    expected = counts / counts.sum(axis=1, keepdims=True)  # each row: where that class's images went
+    np.testing.assert_allclose(np.asarray(ax.collections[0].get_array()).reshape(expected.shape), expected)
+    assert sorted(t.get_text() for t in ax.texts if t.get_text()) == sorted(
+        f"{v:.2f}" for v in expected.ravel() if v >= 0.005)  # blank cells below 0.005
     matrix = mean_probability_matrix(y, probs["vit"], len(CLASSES))
     fig = figures.mean_probability_heatmap(matrix, CLASSES, "vit: mean probability", tmp_path / "m.png")
-    assert rendered(fig, tmp_path / "m.png") == 2
-    assert fig.axes[0].collections[0].get_clim() == (0, 1)
+    ax = fig.axes[0]
+    assert (ax.get_title(), ax.get_xlabel()) == ("vit: mean probability", "mean predicted probability of class")
+    np.testing.assert_allclose(np.asarray(ax.collections[0].get_array()).reshape(matrix.shape), matrix)
+    assert ax.collections[0].get_clim() == (0, 1)
 
 
 def test_worst_classes_figure_has_one_column_per_class(tmp_path, model_data):
@@ -83,24 +125,51 @@ def test_worst_classes_figure_has_one_column_per_class(tmp_path, model_data):
     worst = worst_classes(y, probs["mobilenet_v2"], k=3, n_confused=2)
     thumbs = {label: np.full((8, 8, 3), 40 * label, np.uint8) for label in range(len(CLASSES))}
     fig = figures.worst_classes_figure(worst, CLASSES, thumbs, tmp_path / "w.png")
-    assert rendered(fig, tmp_path / "w.png") == 3 * 3
-    titles = [ax.get_title() for ax in fig.axes]
-    assert any(CLASSES[worst[0]["label"]] in t and "recall" in t for t in titles)
-    assert sum("mean p" in t for t in titles) == 3 * 2
+    assert_png(tmp_path / "w.png")
+    grid = np.array(fig.axes).reshape(3, 3)  # rows: worst class, confused #1, #2; one column per worst class
+    for col, w in enumerate(worst):
+        assert grid[0, col].get_title() == f"{CLASSES[w['label']]}\nrecall {w['recall']:.2f}"
+        np.testing.assert_array_equal(grid[0, col].images[0].get_array(), thumbs[w["label"]])
+        for row, c in enumerate(w["confused"], start=1):
+            assert grid[row, col].get_title() == f"{CLASSES[c['label']]}\nmean p {c['mean_prob']:.2f}"
+            np.testing.assert_array_equal(grid[row, col].images[0].get_array(), thumbs[c["label"]])
+    assert [grid[r, 0].get_ylabel() for r in range(3)] == ["worst class", "confused #1", "confused #2"]
 
 
-def test_reliability_and_cost_frontier_render(tmp_path, model_data):
+def test_reliability_diagram_bars_are_the_bins(tmp_path, model_data):
     y, probs = model_data
     bins = reliability_bins(y, probs["vit"], bins=10)
     fig = figures.reliability_diagram(bins, 0.0421, "vit: reliability", tmp_path / "r.png")
-    assert rendered(fig, tmp_path / "r.png") == 2
-    assert "ECE = 0.042" in fig.axes[0].get_title()
+    assert_png(tmp_path / "r.png")
+    top, bottom = fig.axes
+    assert top.get_title() == "vit: reliability\nECE = 0.042"
+    filled = bins[bins["count"] > 0]
+    np.testing.assert_allclose([bar.get_height() for bar in top.patches], filled["accuracy"])
+    np.testing.assert_allclose([bar.get_x() for bar in top.patches], filled["bin_lower"])
+    gap = next(ln for ln in top.lines if ln.get_label() == "mean confidence (gap)")
+    np.testing.assert_allclose(gap.get_ydata(), filled["confidence"])
+    assert [bar.get_height() for bar in bottom.patches] == bins["count"].tolist()  # every bin, empty ones too
+    assert [t.get_text() for t in bottom.texts] == [f"{c:,}" if c else "" for c in bins["count"]]
+    assert sorted(t.get_text() for t in fig.legends[0].get_texts()) == [
+        "accuracy", "mean confidence (gap)", "perfect calibration"]
+
+
+def test_cost_frontier_places_each_model(tmp_path):
     table = pd.DataFrame({"model": ["vit", "mobilenet_v2"], "accuracy": [0.8, 0.7], "macro_f1": [0.78, 0.69],
                           "latency_ms_b1": [12.0, 4.0], "params_total": [5_000_000, 300_000],
                           "fit_time_s": [60.0, 20.0]})
     fig = figures.cost_frontier(table, tmp_path / "f.png")
-    assert rendered(fig, tmp_path / "f.png") == 6
-    assert fig.axes[1].get_xscale() == "log"
+    assert_png(tmp_path / "f.png")
+    costs = {"latency_ms_b1": "latency, batch 1", "params_total": "parameters", "fit_time_s": "training time"}
+    quality = {"accuracy": "accuracy", "macro_f1": "macro-F1"}
+    cells = [(q, c) for q in quality for c in costs]
+    assert [ax.get_title() for ax in fig.axes] == [f"{quality[q]} vs {costs[c]}" for q, c in cells]
+    assert [ax.get_ylabel() for ax in fig.axes] == [f"test {quality[q]}" for q, _ in cells]
+    assert [ax.get_xscale() for ax in fig.axes] == ["linear", "log", "linear"] * 2
+    for ax, (q, c) in zip(fig.axes, cells):
+        assert [tuple(col.get_offsets()[0]) for col in ax.collections] == list(zip(table[c], table[q]))
+        assert [t.get_text() for t in ax.texts] == ["vit", "mobilenet_v2"]
+    assert fig.get_suptitle() == "Quality against cost: up and to the left is better"
 
 
 # --- the stage ------------------------------------------------------------------------------
@@ -119,8 +188,9 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS, pe
     """Everything `report` reads, as the evaluate/train/prepare stages would have written it, for every run.
 
     At the largest size model i's accuracy in run (seed) s is 0.9 - 0.1 i + 0.01 s: a planted, consistent
-    difference. At a smaller size it is 0.6 + 0.1 i + 0.01 s: the order is reversed, a planted crossing."""
-    inputs = Inputs(*(root / d for d in ("predictions", "eval", "train", "curves", "prepared")))
+    difference. At a smaller size it is 0.6 + 0.1 i + 0.01 s: the order is reversed, a planted crossing.
+    Run (i, s) trains 4 + s epochs and is evaluated with the weights of epoch 2 + s (early stopping)."""
+    inputs = Inputs(**{field: root / field for field in Inputs.__dataclass_fields__})
     rng = np.random.default_rng(1)
     y = np.arange(n) % len(classes)
     paths = [f"{classes[label]}/img_{i:03d}.png" for i, label in enumerate(y)]
@@ -135,15 +205,18 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS, pe
         full = percent == max(percents)
         score = 0.9 - 0.1 * i + 0.01 * seed if full else 0.6 + 0.1 * i + 0.01 * seed
         metrics = {k: float(score) for k in EVAL_KEYS}
-        metrics.update(eval_time_s=1.0 + i, infer_img_per_s=100.0, latency_ms_b1=5.0 * (i + 1),
-                       model_size_mb=1.5, params_total=10_000 * (i + 1), params_trainable=10_000 * (i + 1),
+        metrics.update(model_size_mb=1.5, params_total=10_000 * (i + 1), params_trainable=10_000 * (i + 1),
                        num_test_images=n, per_class={})
-        train = {"fit_time_s": (30.0 * (i + 1) + seed) * percent / 100, "epochs_run": 5, "best_epoch": 5,
-                 "params_total": 10_000 * (i + 1), "params_trainable": 10_000 * (i + 1),
-                 "time_per_trainable_param": 0.003, "train_img_per_s": 50.0, "train_percent": percent,
+        eval_cost = {"eval_time_s": 1.0 + i, "infer_img_per_s": 100.0, "latency_ms_b1": 5.0 * (i + 1)}
+        train = {"epochs_run": 4 + seed, "best_epoch": 2 + seed, "evaluated_epoch": 2 + seed,
+                 "params_total": 10_000 * (i + 1), "params_trainable": 10_000 * (i + 1), "train_percent": percent,
                  "train_images": 3 * percent, "train_images_per_class": 3 * percent / len(classes)}
+        train_cost = {"fit_time_s": (30.0 * (i + 1) + seed) * percent / 100, "time_per_trainable_param": 0.003,
+                      "train_img_per_s": 50.0, "train_cpu_cores": 1.0}
         for path, values in ((layout.eval_metrics_path(name, seed, inputs.eval, percent=percent), metrics),
-                             (layout.train_metrics_path(name, seed, inputs.train, percent=percent), train)):
+                             (layout.eval_cost_path(name, seed, inputs.eval_cost, percent=percent), eval_cost),
+                             (layout.train_metrics_path(name, seed, inputs.train, percent=percent), train),
+                             (layout.train_cost_path(name, seed, inputs.train_cost, percent=percent), train_cost)):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
         if full:  # predictions and curves are read for the largest size only
@@ -168,7 +241,7 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS, pe
 def outputs_in(root) -> Outputs:
     return Outputs(root / "metrics" / "comparison.csv", root / "metrics" / "comparison.md",
                    root / "metrics" / "comparison.json", root / "plots" / "report", root / "plots" / "report.md",
-                   root / "metrics" / "data_size.csv")
+                   root / "metrics" / "data_size.csv", root / "metrics" / "cost" / "comparison.json")
 
 
 def test_report_end_to_end(tmp_path):
@@ -178,7 +251,11 @@ def test_report_end_to_end(tmp_path):
     table = pd.read_csv(outputs.table_csv)  # one row per run, every size
     assert list(table["model"]) == [m for m in FAMILIES for _ in PERCENTS for _ in SEEDS]
     assert list(table["seed"]) == SEEDS * 4 and list(table["train_percent"]) == [50] * 3 + [100] * 3 + [50] * 3 + [100] * 3
-    assert {"accuracy", "latency_ms_b1", "fit_time_s", "epochs_run", "time_per_trainable_param"} <= set(table)
+    assert list(table.columns) == list(COLUMNS)  # quality and cost merged into one row, as before the split
+    at_full = table[table["train_percent"] == 100]
+    assert at_full["fit_time_s"].tolist() == [30.0, 31.0, 32.0, 60.0, 61.0, 62.0]  # from the cost files
+    assert at_full["latency_ms_b1"].tolist() == [5.0] * 3 + [10.0] * 3
+    assert at_full["epochs_run"].tolist() == [4, 5, 6] * 2
     summary = json.loads(outputs.comparison.read_text())
     assert summary["seeds"] == SEEDS and summary["best"] == "vit" and summary["train_percent"] == 100
     acc = summary["models"]["vit"]["accuracy"]  # the largest size's runs only
@@ -187,9 +264,33 @@ def test_report_end_to_end(tmp_path):
     # The planted difference is exactly 0.1 in every run: found, in the right direction.
     assert pair["diff_mean"] == pytest.approx(0.1) and pair["significant"] and pair["better"] == "vit"
     assert pair["n"] == 3 and pair["t_p_holm"] == pair["t_p"]  # one pair: Holm changes nothing
-    assert len(pair["mcnemar"]["p"]) == len(pair["mcnemar"]["p_holm"]) == 3
-    assert pair["verdict"].startswith("vit better than mobilenet_v2 on accuracy") and "3 runs" in pair["verdict"]
-    assert "| vit | vit | 3 |" in outputs.table_md.read_text()
+    for s, (b, c) in enumerate(zip(pair["mcnemar"]["b"], pair["mcnemar"]["c"])):  # per run, from its predictions
+        right = {m: pd.read_csv(layout.predictions_path(m, s, inputs.predictions)).eval("label == pred_label")
+                 for m in FAMILIES}
+        assert (b, c) == ((right["vit"] & ~right["mobilenet_v2"]).sum(), (~right["vit"] & right["mobilenet_v2"]).sum())
+    assert pair["mcnemar"]["p_holm"] == pair["mcnemar"]["p"] and pair["mcnemar"]["runs"] == 3
+    assert pair["mcnemar"]["significant_runs"] == sum(p < 0.05 for p in pair["mcnemar"]["p_holm"])
+    # Every run's difference is the same 0.1: the t statistic is infinite, the interval a point.
+    assert pair["verdict"] == ("vit better than mobilenet_v2 on accuracy by +0.100 (95% CI +0.100 to +0.100; "
+                               "paired t-test over 3 runs, Holm-corrected p = 0)")
+    spread = "0.9100 ± 0.0100 [0.8852, 0.9348]"  # mean 0.91, sd 0.01, t(0.975, 2) * 0.01 / sqrt(3) = 0.0248
+    header, rule, vit_row = outputs.table_md.read_text().splitlines()[2:5]
+    assert header == "| model | family | runs | accuracy | top3_accuracy | macro_f1 | weighted_f1 | log_loss | ece |"
+    assert re.fullmatch(r"\|(-+\|){9}", rule)  # a pipe table's rule, one per column
+    assert vit_row == "| vit | vit | 3 | " + " | ".join([spread] * 6) + " |"  # the cells as formatted, unpadded
+
+    # Quality only in comparison.json; the timings' statistics in the cost summary, from the same runs.
+    assert not [k for k in keys_of(summary) if any(t in k for t in ("time", "img_per_s", "latency"))]
+    assert set(summary["models"]["vit"]) == {*EVAL_KEYS, "epochs_run"}
+    cost = json.loads(outputs.cost.read_text())
+    assert (cost["seeds"], cost["train_percent"], cost["confidence"]) == (SEEDS, 100, 0.95)
+    assert {m: set(v) for m, v in cost["models"].items()} == {m: set(TIMINGS) for m in FAMILIES}
+    assert cost["models"]["vit"]["fit_time_s"] == {"n": 3, "mean": 31.0, "std": 1.0, "ci_low": pytest.approx(28.5159),
+                                                   "ci_high": pytest.approx(33.4841)}
+    assert [cost["models"][m]["latency_ms_b1"]["mean"] for m in FAMILIES] == [5.0, 10.0]
+    assert [p["fit_time_s_mean"] for p in cost["data_size_curve"]] == [15.5, 31.0, 30.5, 61.0]
+    assert [(p["model"], p["train_percent"]) for p in cost["data_size_curve"]] == [
+        (p["model"], p["train_percent"]) for p in summary["data_size"]["curve"]]
 
     pngs = {p.name for p in outputs.figures.iterdir()}
     expected = {"study_curves.png", "learning_curves.png", "cost_frontier.png", "runs.png", "data_size.png"} | {
@@ -221,8 +322,34 @@ def test_report_end_to_end(tmp_path):
     assert "data_size.png" in pngs
 
 
+def keys_of(value) -> list[str]:
+    """Every key of a JSON value, nested ones too."""
+    if isinstance(value, dict):
+        return [k for key, v in value.items() for k in (key, *keys_of(v))]
+    return [k for v in value for k in keys_of(v)] if isinstance(value, list) else []
+
+
+def test_test_crosses_sit_at_the_mean_evaluated_epoch(tmp_path, monkeypatch):
+    """vit's runs were evaluated at epochs 2, 3, 4 (early stopping); mobilenet_v2's metrics predate
+    evaluated_epoch, so each of its runs falls back to its last epoch: 4, 5, 6."""
+    inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
+    for seed in SEEDS:
+        path = layout.train_metrics_path("mobilenet_v2", seed, inputs.train)
+        path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "evaluated_epoch"}))
+    drawn = []
+    original = figures.study_curves
+    monkeypatch.setattr(figures, "study_curves", lambda *a, **k: drawn.append(original(*a, **k)) or drawn[-1])
+    summary = build_report(parse_params(PARAMS), inputs, outputs)
+    (fig,) = drawn
+    for ax, metric in zip(fig.axes[:3], ("log_loss", "accuracy", "top3_accuracy")):
+        crosses = [ln for ln in ax.lines if ln.get_marker() == "x"]
+        assert [c.get_xdata()[0] for c in crosses] == [3.0, 5.0]
+        assert [c.get_ydata()[0] for c in crosses] == pytest.approx(
+            [summary["models"][m][metric]["mean"] for m in FAMILIES], abs=1e-6)
+
+
 def test_mean_history_band_over_runs_of_different_lengths():
-    from stages.report import mean_history
+    from stages.lib.report_figures import mean_history
 
     a = pd.DataFrame({"epoch": [1, 2, 3], "val_loss": [1.0, 0.5, 0.3]})
     b = pd.DataFrame({"epoch": [1, 2], "val_loss": [3.0, 1.5]})
@@ -238,9 +365,18 @@ def test_runs_strip_draws_every_run(tmp_path):
     summary = {"a": {"mean": 0.91, "ci_low": 0.89, "ci_high": 0.93}, "b": {"mean": 0.81, "ci_low": None,
                                                                           "ci_high": None}}
     fig = figures.runs_strip(runs, "accuracy", "accuracy", summary, tmp_path / "r.png")
-    assert rendered(fig, tmp_path / "r.png") == 1
-    dots = [c for c in fig.axes[0].collections if len(c.get_offsets()) == 3]
-    assert len(dots) == 2 and "3 runs per model" in fig.axes[0].get_title()
+    assert_png(tmp_path / "r.png")
+    ax = fig.axes[0]
+    assert ax.get_title() == "accuracy of every run (dots), mean and 95% CI (bars), 3 runs per model"
+    assert ax.get_ylabel() == "accuracy" and [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+    dots = [c.get_offsets() for c in ax.collections if len(c.get_offsets()) == 3]
+    for i, (name, offsets) in enumerate(zip("ab", dots)):  # one dot per run, jittered around the model's tick
+        assert offsets[:, 1].tolist() == runs.loc[runs["model"] == name, "accuracy"].tolist()
+        assert np.all(np.abs(offsets[:, 0] - i) <= 0.12)
+    (bar,) = ax.containers  # a's interval; b has a single-run summary: its mean alone
+    np.testing.assert_allclose(bar.lines[2][0].get_segments()[0], [[0.3, 0.89], [0.3, 0.93]])
+    means = [(float(ln.get_xdata()[0]), float(ln.get_ydata()[0])) for ln in ax.lines if ln.get_marker() == "D"]
+    assert means == [(0.3, 0.91), (1.3, 0.81)]
 
 
 def test_report_with_one_model_and_two_classes(tmp_path):
@@ -283,6 +419,30 @@ def test_missing_predictions_name_the_file_and_write_nothing(tmp_path):
     with pytest.raises(DataError, match=r"mobilenet_v2/100pct/s1\.csv not found: run `dvc repro evaluate@mobilenet_v2-100-1`"):
         build_report(parse_params(PARAMS), inputs, outputs)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("kind, stage", [("train_cost", "train"), ("eval_cost", "evaluate"), ("train", "train"),
+                                         ("eval", "evaluate")])
+def test_a_missing_metrics_or_cost_file_names_the_file_and_write_nothing(tmp_path, kind, stage):
+    inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
+    where = {"train_cost": layout.train_cost_path, "eval_cost": layout.eval_cost_path,
+             "train": layout.train_metrics_path, "eval": layout.eval_metrics_path}[kind]
+    path = where("vit", 1, getattr(inputs, kind), percent=50)
+    path.unlink()
+    with pytest.raises(DataError) as err:
+        build_report(parse_params(PARAMS), inputs, outputs)
+    assert str(err.value) == f"{path} not found: run `dvc repro {stage}@vit-50-1` first"
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_cost_file_without_its_keys_is_refused(tmp_path):
+    inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
+    path = layout.train_cost_path("mobilenet_v2", 2, inputs.train_cost)
+    path.write_text(json.dumps({"train_img_per_s": 50.0}))
+    with pytest.raises(DataError) as err:
+        build_report(parse_params(PARAMS), inputs, outputs)
+    assert str(err.value) == (f"{path}: missing fit_time_s, time_per_trainable_param: "
+                              "re-run `dvc repro train@mobilenet_v2-100-2`")
 
 
 def test_predictions_of_different_test_images_are_refused(tmp_path):

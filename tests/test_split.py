@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from stages.lib.errors import ParamError
+from stages.lib.errors import DataError, ParamError
 from stages.split import make_splits
 
 
@@ -102,7 +102,7 @@ def test_every_class_in_every_split_or_a_clear_error():
 
 def test_duplicates_that_make_a_split_impossible_are_reported():
     manifest = manifest_for({"a": 10, "b": 10}, [[("b", i) for i in range(10)]])
-    with pytest.raises(Exception, match="class 'b' has no"):
+    with pytest.raises(DataError, match="class 'b' has no"):
         split(manifest)
 
 

@@ -57,17 +57,22 @@ def test_train_writes_model_metrics_and_dvclive_curves(prepared, tmp_path, monke
     monkeypatch.chdir(tmp_path)
     cfg = parse_model_params("tiny", TINY_VIT, [16])
     metrics = train("tiny", 0, cfg, parse_run_params(RUN), prepared)
-    assert set(metrics) == {
-        "fit_time_s", "epochs_run", "best_epoch", "params_total", "params_trainable",
-        "time_per_trainable_param", "train_img_per_s", "train_cpu_cores", "cached_features", "features_time_s",
-        "features_source", "stored_features_time_s", "seed", "train_percent", "train_images", "train_images_per_class", "val_images",
+    quality = json.loads((tmp_path / "metrics/train/tiny/100pct/s0.json").read_text())
+    cost = json.loads((tmp_path / "metrics/cost/train/tiny/100pct/s0.json").read_text())
+    assert set(quality) == {
+        "epochs_run", "best_epoch", "evaluated_epoch", "params_total", "params_trainable", "cached_features",
+        "features_source", "seed", "train_percent", "train_images", "train_images_per_class", "val_images",
     }
+    assert set(cost) == {"fit_time_s", "time_per_trainable_param", "train_img_per_s", "train_cpu_cores",
+                         "features_time_s", "stored_features_time_s"}  # every timing, and only timings
+    assert metrics == {**quality, **cost}
     assert metrics["train_percent"] == 100 and metrics["train_images"] == 24 and metrics["val_images"] == 6
     assert metrics["cached_features"] is False and metrics["features_time_s"] is None  # a ViT trains whole
     assert metrics["epochs_run"] in (1, 2) and 1 <= metrics["best_epoch"] <= metrics["epochs_run"]
+    # restore_best_weights (the default) with patience 1: the saved model is the best epoch's
+    assert metrics["evaluated_epoch"] == metrics["best_epoch"]
     assert metrics["params_trainable"] == metrics["params_total"]  # vit fine-tunes everything
     assert metrics["time_per_trainable_param"] == pytest.approx(metrics["fit_time_s"] / metrics["params_trainable"], rel=1e-2)
-    assert json.loads((tmp_path / "metrics/train/tiny/100pct/s0.json").read_text()) == metrics
     curves = tmp_path / "plots/train/tiny/100pct/s0/plots/metrics"
     for split in ("train", "eval"):
         for name in ("loss", "accuracy", "top3_accuracy", "macro_f1"):
@@ -77,6 +82,12 @@ def test_train_writes_model_metrics_and_dvclive_curves(prepared, tmp_path, monke
     x = open_split("test", 16, prepared).images[:3]
     probs = model.predict(np.asarray(x), verbose=0)
     np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+    # The saved weights are those of evaluated_epoch: its validation loss, as dvclive logged it.
+    val = open_split("val", 16, prepared)
+    val_probs = model.predict(np.asarray(val.images), verbose=0)
+    val_loss = -np.log(val_probs[np.arange(len(val.labels)), val.labels]).mean()
+    logged = pd.read_csv(curves / "eval" / "loss.tsv", sep="\t")["loss"].tolist()
+    assert val_loss == pytest.approx(logged[metrics["evaluated_epoch"] - 1], rel=1e-4)
     assert not list(tmp_path.rglob(".*tmp-*"))  # no temporaries left
 
 
@@ -162,6 +173,7 @@ def test_cached_frozen_features_give_the_uncached_head(tmp_path, monkeypatch):
                                          cache_frozen_features=False)
     assert cached["cached_features"] is True and cached["features_time_s"] > 0
     assert plain["cached_features"] is False and plain["features_time_s"] is None
+    assert cached["evaluated_epoch"] == cached["epochs_run"] == 3  # patience 0: no early stopping, no restore
     assert cached["params_trainable"] == plain["params_trainable"] == model_c.get_layer("head").count_params()
     head_c, head_p = model_c.get_layer("head").get_weights(), model_p.get_layer("head").get_weights()
     for wc, wp in zip(head_c, head_p):

@@ -21,13 +21,20 @@ class PipelineError(Exception):
 
 
 class ParamError(PipelineError):
-    """A parameter value is invalid; the message names the params.yaml key."""
+    """A parameter value is invalid; the message names the params.yaml key.
+
+    ``problems``: every (key, message) found at once (a section's schema reports all its
+    bad keys together); ``key`` is the first's."""
 
     exit_code = 2
 
-    def __init__(self, key: str, message: str):
+    def __init__(self, key: str, message: str, problems: list[tuple[str, str]] | None = None):
         self.key = key
-        super().__init__(f"params.yaml: {key}: {message}")
+        self.problems = problems or [(key, message)]
+        text = f"params.yaml: {key}: {message}"
+        for other_key, other in self.problems[1:]:
+            text += f"\nparams.yaml: {other_key}: {other}"
+        super().__init__(text)
 
 
 class DataError(PipelineError):

@@ -89,8 +89,14 @@ def _plot_history(ax, history: pd.DataFrame, metric: str, color) -> None:
 
 @styled
 def study_curves(histories: Mapping[str, pd.DataFrame], test_metrics: Mapping[str, Mapping[str, float]],
-                 eval_times: Mapping[str, float], fit_times: Mapping[str, float], path) -> Figure:
-    """Loss, accuracy, top-3 accuracy per epoch (train solid, val dashed, test x), and eval vs fit time."""
+                 eval_times: Mapping[str, float], fit_times: Mapping[str, float], path, *,
+                 test_epochs: Mapping[str, float] | None = None) -> Figure:
+    """Loss, accuracy, top-3 accuracy per epoch (train solid, val dashed, test x), and eval vs fit time.
+
+    The test cross of a model sits at ``test_epochs[model]``, the epoch its evaluated weights come
+    from (the best one when early stopping restored it; a mean over runs may be fractional), or at
+    its history's last epoch where none is given.
+    """
     models = list(histories)
     colors = model_colors(models)
     fig = Figure(figsize=(12, 9), layout="constrained")
@@ -101,7 +107,8 @@ def study_curves(histories: Mapping[str, pd.DataFrame], test_metrics: Mapping[st
             _plot_history(ax, hist, metric, colors[name])
             test = test_metrics.get(name, {}).get(metric)
             if test is not None and len(hist):
-                ax.plot([hist["epoch"].max()], [test], "x", color=colors[name], markersize=10, mew=2.5)
+                epoch = (test_epochs or {}).get(name, hist["epoch"].max())
+                ax.plot([epoch], [test], "x", color=colors[name], markersize=10, mew=2.5)
         ax.set(title=CURVE_METRICS[metric], xlabel="epoch",
                ylabel=CURVE_METRICS[metric] + (" (log scale)" if metric == "loss" else ""))
     fastest = min(fit_times.values())

@@ -18,15 +18,21 @@ Every family gets the same method, so the maps compare across families:
   square 4-D map of at least ``min_grid`` x ``min_grid`` cells. The very last map is not
   used because at the default 32 px it is 1x1 (MobileNetV2, ResNet50 and MobileViTv2 all
   downsample 32x): a 1x1 Grad-CAM is one number, it cannot localise anything.
-- ViT: the patch tokens entering the last encoder block, class token dropped, reshaped to
-  the patch grid. Not the last block's output: the head reads only the class token of it
-  and the final LayerNorm is per token, so the patch tokens there have zero gradient; the
-  last block's attention is what mixes the patch tokens into the class token. Not attention
-  rollout either: rollout is class-agnostic (the same map whatever the class) and is a
-  different method from the CNNs', whereas Grad-CAM is class-discriminative and one method
-  for every family. Expect ViT maps to be noisier: trained on a toy task (tests/test_explain.py)
-  a CNN's map peaked on the object in 9 images of 10, a tiny ViT's in 0 to 6 depending on the
-  seed (its tokens carry position embeddings and, after the first block, mixed information).
+- Token families (ViT): a family module that defines the token hooks below says which layer's
+  tokens to read and how they map to the patch grid; Grad-CAM then runs on that grid the same
+  way. The ViT's choice and why: stages/models/vit.py.
+
+Family hooks (optional functions of a family module; without them the base's feature maps
+are used as above). A family whose base outputs tokens defines:
+
+- ``cam_layer(base, requested, key) -> str``: the layer whose output tokens Grad-CAM reads --
+  the family's default when ``requested`` is None, else ``requested`` checked (ParamError
+  naming ``key`` when the family cannot explain from it);
+- ``cam_grid(base) -> (h, w)``: the patch grid; the tokens are the last h*w of the layer's
+  sequence in row-major order (leading class/extra tokens are dropped);
+- ``cam_lower(base, layer)`` (optional): a callable ``base input -> (tokens of layer, base
+  output)``, for a base whose token layers are not tensors of its graph (keras-hub's ViT);
+  the default is a sub-model of the base's graph.
 """
 
 from __future__ import annotations
@@ -43,8 +49,6 @@ from stages.lib.errors import DataError, ParamError
 
 # Layers whose output is a map but not a feature map: padding shifts the grid off the image.
 NOT_FEATURE_MAPS = (keras.layers.ZeroPadding2D, keras.layers.Cropping2D)
-VIT_EMBEDDING = "vit_patching_and_embedding"
-VIT_ENCODER = "vit_encoder"
 
 
 @dataclass
@@ -59,32 +63,30 @@ class CamModel:
     grid: tuple[int, int] | None = None  # (h, w) of a token sequence to reshape; None for maps
 
 
-def _outer_node(model: keras.Model, name: str):
-    # The node where the outer model calls the layer: a nested model's own .input/.output
-    # are its inner graph's tensors, this node holds the outer graph's.
-    nodes = model.get_layer(name)._inbound_nodes
-    if len(nodes) != 1:
-        raise DataError(f"{model.name}: layer {name!r} is called {len(nodes)} times, expected once")
-    return nodes[0]
-
-
 def split_model(model: keras.Model, path) -> tuple[keras.Model, keras.Model, keras.Model, keras.layers.Dense]:
-    """(pre, base, post, head) of a registry model; DataError if it does not have that layout."""
+    """(pre, base, post, head) of a registry model; DataError if it does not have that layout.
+
+    The registry's layout (stages/models/_common.py assemble) names the layer that feeds the
+    base "preprocess" and the one the base feeds "pool"; each is called once, so their public
+    ``output`` / ``input`` are the outer graph's tensors (a nested model's own .input/.output
+    are its inner graph's).
+    """
     try:
         base, head = model.get_layer("base"), model.get_layer("head")
+        preprocess, pool = model.get_layer("preprocess"), model.get_layer("pool")
     except ValueError as err:
-        raise DataError(f"{path}: expected a sub-model 'base' and a Dense layer 'head' ({err})") from err
+        raise DataError(f"{path}: expected layers 'preprocess', 'base' (a sub-model), 'pool' and 'head' "
+                        f"(a Dense layer) as the model registry builds them ({err})") from err
     if not isinstance(head, keras.layers.Dense):
         raise DataError(f"{path}: layer 'head' is a {type(head).__name__}, expected Dense")
-    node = _outer_node(model, "base")
-    pre = keras.Model(model.input, node.input_tensors[0], name="explain_pre")
-    post = keras.Model(node.output_tensors[0], head.input, name="explain_post")
+    pre = keras.Model(model.input, preprocess.output, name="explain_pre")
+    post = keras.Model(pool.input, head.input, name="explain_post")
     return pre, base, post, head
 
 
-def is_vit(base) -> bool:
-    names = {layer.name for layer in base.layers}
-    return {VIT_EMBEDDING, VIT_ENCODER} <= names
+def has_token_hooks(family) -> bool:
+    """Whether ``family`` (a family module or None) explains from tokens (see the module docstring)."""
+    return family is not None and hasattr(family, "cam_grid")
 
 
 def _spatial(layer) -> tuple[int, int] | None:
@@ -109,27 +111,21 @@ def default_conv_layer(base, min_grid: int, image_shape: tuple[int, int]) -> str
     return None
 
 
-def vit_layer_names(base) -> list[str]:
-    """Layers whose output is the token sequence: the embedding, then every encoder block."""
-    blocks = base.get_layer(VIT_ENCODER).encoder_layers
-    return [VIT_EMBEDDING, *(block.name for block in blocks)]
-
-
-def vit_grid(base) -> tuple[int, int]:
-    image = tuple(base.image_shape[:2])
-    patch = tuple(base.patch_size) if isinstance(base.patch_size, (tuple, list)) else (base.patch_size,) * 2
-    return image[0] // patch[0], image[1] // patch[1]
-
-
-def choose_layer(model: keras.Model, layer: str | None, min_grid: int, key: str, min_grid_key: str) -> str:
+def choose_layer(model: keras.Model, layer: str | None, min_grid: int, key: str, min_grid_key: str,
+                 family=None) -> str:
     """The base layer Grad-CAM reads: ``layer`` if given (checked), else the family's default.
 
+    ``family``: the model's family module, for its hooks (None: feature maps of the base).
     ``key`` is the params key naming an explicit layer (explain.layers.<model>);
     ``min_grid_key`` the one blamed when no default layer is large enough.
     """
     base = model.get_layer("base")
-    if is_vit(base):
-        return _choose_vit_layer(base, layer, min_grid, key, min_grid_key)
+    if has_token_hooks(family):
+        grid = tuple(family.cam_grid(base))
+        if min(grid) < min_grid:
+            raise ParamError(min_grid_key, f"{model.name}: its patch grid {grid} is smaller than "
+                                           f"{min_grid}x{min_grid}")
+        return family.cam_layer(base, layer, key)
     image_shape = tuple(model.input_shape[1:3])
     if layer is None:
         chosen = default_conv_layer(base, min_grid, image_shape)
@@ -146,44 +142,17 @@ def choose_layer(model: keras.Model, layer: str | None, min_grid: int, key: str,
     return layer
 
 
-def _choose_vit_layer(base, layer: str | None, min_grid: int, key: str, min_grid_key: str) -> str:
-    names = vit_layer_names(base)
-    if min(vit_grid(base)) < min_grid:
-        raise ParamError(min_grid_key, f"the ViT's patch grid {vit_grid(base)} is smaller than {min_grid}x{min_grid}")
-    if layer is None:
-        return names[-2]  # the tokens entering the last block (see the module docstring)
-    if layer not in names:
-        raise ParamError(key, f"no token layer {layer!r} in the ViT base; one of {', '.join(names[:-1])}")
-    if layer == names[-1]:
-        raise ParamError(key, f"{layer!r} is the last encoder block: its patch tokens have zero gradient (the "
-                              f"head reads only the class token); use {names[-2]!r}")
-    return layer
+def _graph_lower(base, layer: str) -> keras.Model:
+    return keras.Model(base.input, [base.get_layer(layer).output, base.output], name="explain_lower")
 
 
-def _vit_lower(base, layer: str) -> Callable:
-    """Base input -> (tokens output by ``layer``, base output), re-running ViTEncoder.call's steps."""
-    embed, encoder = base.get_layer(VIT_EMBEDDING), base.get_layer(VIT_ENCODER)
-    stop = vit_layer_names(base).index(layer)  # 0 = the embedding, i = after block i
-
-    def lower(x):
-        x = encoder.dropout(embed(x))
-        feature = x
-        for i, block in enumerate(encoder.encoder_layers, start=1):
-            x = block(x)
-            if i == stop:
-                feature = x
-        return feature, encoder.layer_norm(x)
-
-    return lower
-
-
-def cam_model(model: keras.Model, layer: str, path="model") -> CamModel:
-    """Split ``model`` around base layer ``layer`` (from :func:`choose_layer`)."""
+def cam_model(model: keras.Model, layer: str, path="model", family=None) -> CamModel:
+    """Split ``model`` around base layer ``layer`` (from :func:`choose_layer`, same ``family``)."""
     pre, base, post, head = split_model(model, path)
-    if is_vit(base):
-        return CamModel(pre, _vit_lower(base, layer), post, head, layer, grid=vit_grid(base))
-    lower = keras.Model(base.input, [base.get_layer(layer).output, base.output], name="explain_lower")
-    return CamModel(pre, lower, post, head, layer)
+    if has_token_hooks(family):
+        lower = family.cam_lower(base, layer) if hasattr(family, "cam_lower") else _graph_lower(base, layer)
+        return CamModel(pre, lower, post, head, layer, grid=tuple(family.cam_grid(base)))
+    return CamModel(pre, _graph_lower(base, layer), post, head, layer)
 
 
 def logits_and_features(cm: CamModel, images, tape: tf.GradientTape | None = None):

@@ -18,27 +18,42 @@ import json
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Annotated
 from pathlib import Path, PurePath
 
 import pandas as pd
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from stages.lib.errors import ParamError
-from stages.lib.images import list_class_files
-from stages.lib.params import Section
-
-LABEL_DEFAULTS = {"csv": None, "file_column": "image", "label_column": "label", "image_dir": ".",
-                  "separator": ">>", "level": 0}
-LABEL_KEYS = tuple(LABEL_DEFAULTS)
+from stages.lib.image_files import list_class_files
+from stages.lib.params import Schema, parse_section
 
 
-@dataclass(frozen=True)
-class LabelsParams:
-    csv: str
-    file_column: str
-    label_column: str
-    image_dir: str
-    separator: str  # "" = labels are flat
-    level: int
+def inside_source(value: str | None) -> str | None:
+    """A relative path that stays inside source: DVC tracks only the source folder, so
+    a labels file elsewhere could change without re-running the stage."""
+    if value is not None and (PurePath(value).is_absolute() or ".." in PurePath(value).parts):
+        raise ValueError(f"must be a relative path inside balance.source, got {value!r}")
+    return value
+
+
+def _stripped(value: object, empty: str | None) -> object:
+    """Surrounding blanks dropped; null or blank -> ``empty``."""
+    if value is None:
+        return empty
+    return (value.strip() or empty) if isinstance(value, str) else value
+
+
+class LabelsParams(Schema):
+    """``balance.labels``: classes from a CSV inside source instead of from sub-folders."""
+
+    # null or "": no CSV, the classes are the sub-folders of source
+    csv: Annotated[str | None, BeforeValidator(lambda v: _stripped(v, None)), AfterValidator(inside_source)] = None
+    file_column: str = Field("image", min_length=1)
+    label_column: str = Field("label", min_length=1)
+    image_dir: Annotated[str, BeforeValidator(lambda v: _stripped(v, ".")), AfterValidator(inside_source)] = "."
+    separator: Annotated[str, BeforeValidator(lambda v: "" if v is None else v)] = ">>"  # "" = flat labels
+    level: int = 0
 
 
 @dataclass
@@ -53,29 +68,12 @@ class LabelListing:
     unlisted: int = 0  # images under image_dir that the CSV does not list
 
 
-def inside_source(key: str, value: str) -> str:
-    """A relative path that stays inside source: DVC tracks only the source folder, so
-    a labels file elsewhere could change without re-running the stage."""
-    if PurePath(value).is_absolute() or ".." in PurePath(value).parts:
-        raise ParamError(key, f"must be a relative path inside balance.source, got {value!r}")
-    return value
-
-
 def parse_labels(values: object) -> LabelsParams | None:
     """The ``balance.labels`` mapping; None (folder mode) when it or its ``csv`` is null."""
     if values is None:
         return None
-    p = Section(values, "balance.labels", known=LABEL_KEYS)
-    image_dir = p.str("image_dir", default=LABEL_DEFAULTS["image_dir"]).strip() or "."
-    options = {
-        "file_column": p.str("file_column", default=LABEL_DEFAULTS["file_column"], allow_empty=False),
-        "label_column": p.str("label_column", default=LABEL_DEFAULTS["label_column"], allow_empty=False),
-        "image_dir": inside_source(p.key("image_dir"), image_dir),
-        "separator": p.str("separator", default=LABEL_DEFAULTS["separator"]),
-        "level": p.int("level", default=LABEL_DEFAULTS["level"]),
-    }
-    csv = p.str("csv", default=None).strip()
-    return LabelsParams(csv=inside_source(p.key("csv"), csv), **options) if csv else None
+    labels = parse_section(LabelsParams, values, "balance.labels")
+    return labels if labels.csv else None
 
 
 def read_table(root: Path, labels: LabelsParams) -> pd.DataFrame:
@@ -107,8 +105,12 @@ def source_path(image_dir: str, file: str) -> tuple[str, str]:
     return rel, ""
 
 
+class BadLabel(ValueError):
+    """A label cell that cannot be used; ``str()`` is the reason, reported with the row."""
+
+
 def label_parts(cell: str, separator: str) -> list[str]:
-    """``["A >> B"]`` or ``A >> B`` -> ``["A", "B"]``; ValueError(reason) if unusable."""
+    """``["A >> B"]`` or ``A >> B`` -> ``["A", "B"]``; BadLabel(reason) if unusable."""
     text = cell.strip()
     if text.startswith("[") and text.endswith("]"):
         try:
@@ -117,13 +119,13 @@ def label_parts(cell: str, separator: str) -> list[str]:
             # Scraped catalogues write product names with stray quotes or backslashes
             # (`["Computers >> Laptops >> 15.6" Laptop"]`): the wrapper alone still tells the label.
             if not (text.startswith('["') and text.endswith('"]')):
-                raise ValueError(f"label looks like a list but is not valid JSON: {text[:80]!r}") from None
+                raise BadLabel(f"label looks like a list but is not valid JSON: {text[:80]!r}") from None
             values = [text[2:-2]]
         if len(values) > 1 or not all(isinstance(v, str) for v in values):
-            raise ValueError(f"expected a list holding one label, got {text[:80]!r}")
+            raise BadLabel(f"expected a list holding one label, got {text[:80]!r}")
         text = values[0].strip() if values else ""
     if not text:
-        raise ValueError("empty label")
+        raise BadLabel("empty label")
     return [part.strip() for part in text.split(separator)] if separator else [text]
 
 
@@ -139,12 +141,12 @@ def label_rows(table: pd.DataFrame, labels: LabelsParams) -> tuple[list[tuple[in
                 parts = label_parts(cell, labels.separator)
                 depth = max(depth, len(parts))
                 if not -len(parts) <= labels.level < len(parts):
-                    raise ValueError(f"label has no level {labels.level}: {cell.strip()[:80]!r}")
+                    raise BadLabel(f"label has no level {labels.level}: {cell.strip()[:80]!r}")
                 if not parts[labels.level]:
-                    raise ValueError(f"empty label at level {labels.level}")
+                    raise BadLabel(f"empty label at level {labels.level}")
                 usable.append((row, rel, parts[labels.level]))
                 continue
-            except ValueError as err:
+            except BadLabel as err:
                 reason = str(err)
         rejected.append({"row": row, "path": rel or file, "reason": reason})
     if depth and not -depth <= labels.level < depth:

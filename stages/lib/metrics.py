@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.special import softmax
+from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     accuracy_score,
     f1_score,
@@ -76,20 +77,25 @@ def reliability_bins(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> p
 
     Columns bin_lower, bin_upper, count, confidence (mean max probability) and
     accuracy (fraction of correct arg-max predictions); both NaN for an empty bin.
+    The multi-class problem becomes sklearn's binary one: was the arg-max right, with the max
+    probability as the predicted probability (``calibration_curve``, ``strategy="uniform"``).
     """
-    # Hand-written: sklearn's calibration_curve is binary-only and has no multi-class top-label ECE.
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:
         raise ValueError(f"bins must be a positive integer, got {bins!r}")
     y_true, probs = _labels(y_true), np.asarray(probs, dtype=np.float64)
-    confidence = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    # to_probabilities accepts rows summing to 1 within SUM_TOLERANCE, so a max can exceed 1 by
+    # rounding; calibration_curve refuses anything outside [0, 1], and such a row is top-bin anyway.
+    confidence = np.clip(probs.max(axis=1), 0.0, 1.0)
+    correct = (probs.argmax(axis=1) == y_true).astype(np.int64)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    # Bin i holds edges[i] < conf <= edges[i+1] (a confidence of exactly 0 joins bin 0).
-    index = np.searchsorted(edges[1:-1], confidence, side="left")
-    count = np.bincount(index, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):  # empty bins -> NaN
-        mean_conf = np.bincount(index, weights=confidence, minlength=bins) / count
-        accuracy = np.bincount(index, weights=correct, minlength=bins) / count
+    # calibration_curve returns the non-empty bins only, without their counts: the counts come
+    # from its own binning (bin i holds edges[i] < conf <= edges[i+1]; a confidence of 0 joins bin 0).
+    count = np.bincount(np.searchsorted(edges[1:-1], confidence), minlength=bins)
+    accuracy, mean_conf = np.full(bins, np.nan), np.full(bins, np.nan)
+    if len(confidence):  # calibration_curve has nothing to bin in an empty set
+        filled = count > 0
+        accuracy[filled], mean_conf[filled] = calibration_curve(correct, confidence, pos_label=1, n_bins=bins,
+                                                                strategy="uniform")
     return pd.DataFrame(
         {"bin_lower": edges[:-1], "bin_upper": edges[1:], "count": count,
          "confidence": mean_conf, "accuracy": accuracy}
@@ -97,7 +103,9 @@ def reliability_bins(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> p
 
 
 def expected_calibration_error(y_true: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
-    """Top-label ECE: sum over bins of (n_bin / N) * |accuracy_bin - confidence_bin|."""
+    """Top-label ECE: sum over bins of (n_bin / N) * |accuracy_bin - confidence_bin|.
+
+    The weighted sum over :func:`reliability_bins` is hand-written: scikit-learn has no ECE."""
     table = reliability_bins(y_true, probs, bins)
     filled = table[table["count"] > 0]
     total = table["count"].sum()

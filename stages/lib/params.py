@@ -3,14 +3,80 @@
 A stage reads its params through :func:`stage_params`, which asks DVC for
 exactly the keys that stage declares in dvc.yaml. A stage therefore cannot
 depend on a param DVC does not track for it.
+
+Each section is validated by a typed schema (a pydantic model, :class:`Schema`, declared next
+to the code that uses it) through :func:`parse_section`, which turns pydantic's errors into one
+:class:`ParamError` naming every bad key (``models.vit.epochs``), all of them at once.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import Any, Iterable
+from typing import Annotated, Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from stages.lib.errors import ParamError
+
+S = TypeVar("S", bound=BaseModel)
+
+
+class Schema(BaseModel):
+    """A params section: unknown keys are refused and nothing is coerced (``1`` is not true,
+    ``"3"`` not 3: YAML already typed the values)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _known_keys(schema: type[BaseModel], path: tuple) -> list[str]:
+    """The keys of the (nested) schema at ``path`` inside ``schema``."""
+    for part in path:
+        field = schema.model_fields.get(part) if isinstance(part, str) else None
+        inner = getattr(field, "annotation", None) if field else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        schema = inner
+    return sorted(schema.model_fields)
+
+
+def _problem(error: dict, prefix: str, schema: type[BaseModel]) -> tuple[str, str]:
+    loc = error["loc"]
+    names = [str(part) for part in loc if isinstance(part, str)]
+    key = ".".join([prefix, *names]) if names else prefix
+    kind, message = error["type"], error["msg"]
+    if kind == "missing":
+        return key, "missing"
+    if kind == "extra_forbidden":
+        known = _known_keys(schema, tuple(loc[:-1]))
+        return key, "unknown key" + (f"; known keys: {', '.join(known)}" if known else "")
+    if kind == "value_error":  # our own validators' messages, as written
+        return key, message.removeprefix("Value error, ")
+    if kind == "string_too_short" and error.get("ctx", {}).get("min_length") == 1:
+        return key, "must not be empty"
+    ctx = error.get("ctx", {})
+    message = {
+        "greater_than_equal": f"must be >= {ctx.get('ge')}", "less_than_equal": f"must be <= {ctx.get('le')}",
+        "greater_than": f"must be > {ctx.get('gt')}", "less_than": f"must be < {ctx.get('lt')}",
+        "too_short": f"must have at least {ctx.get('min_length')} entries" if ctx.get("min_length") != 1
+                     else "must be a non-empty list",
+        "int_type": "expected an integer", "float_type": "expected a number", "bool_type": "expected true or false",
+        "string_type": "expected a string", "list_type": "expected a list", "dict_type": "expected a mapping",
+        "literal_error": f"must be one of {ctx.get('expected')}",
+    }.get(kind, message)
+    entries = [part for part in loc if isinstance(part, int)]
+    where = f" (entry {entries[-1]})" if entries else ""
+    return key, f"{message}{where}, got {error.get('input')!r}"
+
+
+def parse_section(schema: type[S], values: Any, prefix: str) -> S:
+    """``values`` (one params mapping, e.g. the ``evaluate`` section) validated by ``schema``;
+    ParamError listing every bad key under ``prefix``."""
+    if not isinstance(values, dict):
+        raise ParamError(prefix, f"expected a mapping, got {values!r}")
+    try:
+        return schema.model_validate(values)
+    except ValidationError as err:
+        problems = [_problem(e, prefix, schema) for e in err.errors()]
+        raise ParamError(*problems[0], problems=problems) from None
 
 
 def stage_params(stage: str) -> dict:
@@ -18,6 +84,19 @@ def stage_params(stage: str) -> dict:
     import dvc.api  # imported lazily: it is slow to import and only mains need it
 
     return dvc.api.params_show(stages=stage)
+
+
+def matrix_stage_params(stage: str, key: str, question: str) -> dict:
+    """:func:`stage_params` of one stage of a dvc.yaml ``matrix``. A stage DVC does not know
+    means the params name no such item: a ParamError on ``key``, ``question`` saying what to
+    check. Any other DVC error (dvc.yaml or params.yaml unreadable, an interpolation that
+    fails) propagates with DVC's own message."""
+    from dvc.stage.exceptions import StageNotFound
+
+    try:
+        return stage_params(stage)
+    except StageNotFound as err:
+        raise ParamError(key, f"DVC has no stage {stage}: {question} ({err})") from None
 
 
 def model_stage_params(stage: str, argv: list[str] | None = None) -> tuple[str, int, int, dict, dict]:
@@ -36,126 +115,43 @@ def model_stage_params(stage: str, argv: list[str] | None = None) -> tuple[str, 
     args = parser.parse_args(argv)
     name, seed, percent = args.model, args.seed, args.percent
     stage_name = f"{stage}@{name}-{percent}-{seed}"
-    try:
-        params = stage_params(stage_name)
-    except Exception as err:  # DVC knows no such stage when `models` has no such key
-        raise ParamError(
-            f"models.{name}",
-            f"DVC has no stage {stage_name}: is {name!r} a key of models, {percent} listed in "
-            f"study.train_percent and {seed} in study.seeds? ({type(err).__name__}: {err})",
-        ) from None
+    params = matrix_stage_params(
+        stage_name, f"models.{name}",
+        f"is {name!r} a key of models, {percent} listed in study.train_percent and {seed} in study.seeds?",
+    )
     models = params.get("models", {})
     if name not in models:
         raise ParamError(f"models.{name}", "no such model in params.yaml")
     return name, seed, percent, params, models[name]
 
 
-STUDY_KEYS = ("seeds", "train_percent")
+class Study(Schema):
+    """``study``: the training seeds and training-set sizes (percent of each class's training
+    images; 100 = every image)."""
+
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
+    train_percent: list[Annotated[int, Field(ge=1, le=100)]] = Field(min_length=1)
+
+    @field_validator("seeds", "train_percent")
+    @classmethod
+    def _distinct(cls, values: list[int]) -> list[int]:
+        if len(set(values)) != len(values):
+            raise ValueError(f"entries must be distinct, got {values}")
+        return values
+
+
+class ModelFamily(Schema):
+    """The family of a ``models.<name>`` entry, for stages that read no other key of it."""
+
+    model_config = ConfigDict(extra="ignore")
+    family: str = Field(min_length=1)
 
 
 def study_seeds(values: Any) -> list[int]:
     """``study.seeds``: the training seeds, distinct non-negative integers, at least one."""
-    seeds = Section(values, "study", known=STUDY_KEYS).int_list("seeds", minimum=0)
-    if len(set(seeds)) != len(seeds):
-        raise ParamError("study.seeds", f"seeds must be distinct, got {seeds}")
-    return seeds
+    return parse_section(Study, values, "study").seeds
 
 
 def study_percents(values: Any) -> list[int]:
-    """``study.train_percent``: training-set sizes, percent of each class's training images
-    (distinct integers in 1..100; 100 = every image), returned ascending."""
-    p = Section(values, "study", known=STUDY_KEYS)
-    percents = p.int_list("train_percent", minimum=1)
-    if max(percents) > 100:
-        raise ParamError("study.train_percent", f"percentages must be <= 100, got {max(percents)}")
-    if len(set(percents)) != len(percents):
-        raise ParamError("study.train_percent", f"sizes must be distinct, got {percents}")
-    return sorted(percents)
-
-
-class Section:
-    """Typed, validated access to one params mapping; errors name the full key."""
-
-    def __init__(self, values: Any, prefix: str, known: Iterable[str] | None = None):
-        if not isinstance(values, dict):
-            raise ParamError(prefix, f"expected a mapping, got {values!r}")
-        self.values = values
-        self.prefix = prefix
-        if known is not None:
-            unknown = sorted(set(values) - set(known))
-            if unknown:
-                raise ParamError(
-                    self.key(unknown[0]), f"unknown key; known keys: {', '.join(sorted(known))}"
-                )
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}"
-
-    def raw(self, name: str, default: Any = ...) -> Any:
-        if name in self.values:
-            return self.values[name]
-        if default is ...:
-            raise ParamError(self.key(name), "missing")
-        return default
-
-    def int(self, name: str, minimum: int | None = None, default: Any = ...) -> int:
-        value = self.raw(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParamError(self.key(name), f"expected an integer, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise ParamError(self.key(name), f"must be >= {minimum}, got {value}")
-        return value
-
-    def str(self, name: str, default: Any = ..., allow_empty: bool = True) -> str:
-        value = self.raw(name, default)
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            raise ParamError(self.key(name), f"expected a string, got {value!r}")
-        if not allow_empty and not value.strip():
-            raise ParamError(self.key(name), "must not be empty")
-        return value
-
-    def choice(self, name: str, choices: Iterable[str], default: Any = ...) -> str:
-        choices = list(choices)
-        value = self.raw(name, default)
-        if value not in choices:
-            raise ParamError(self.key(name), f"must be one of {choices}, got {value!r}")
-        return value
-
-    def str_list(self, name: str, default: Any = ...) -> list[str]:
-        value = self.raw(name, default)
-        if value is None:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
-            raise ParamError(self.key(name), f"expected a list of names, got {value!r}")
-        return [str(v) for v in value]
-
-    def int_list(self, name: str, minimum: int = 1, default: Any = ...) -> list[int]:
-        value = self.raw(name, default)
-        if not isinstance(value, list) or not value:
-            raise ParamError(self.key(name), f"expected a non-empty list of integers, got {value!r}")
-        for v in value:
-            if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
-                raise ParamError(self.key(name), f"every entry must be an integer >= {minimum}, got {v!r}")
-        return value
-
-    def size(self, name: str) -> Fraction | int:
-        """A split size: an integer count (>= 1) or a fraction in (0, 1) given as 0.15 or "2/3"."""
-        value = self.raw(name)
-        if isinstance(value, bool):
-            raise ParamError(self.key(name), f"expected a count or a fraction, got {value!r}")
-        if isinstance(value, int):
-            if value < 1:
-                raise ParamError(self.key(name), f"a count must be >= 1, got {value}")
-            return value
-        try:
-            frac = Fraction(str(value).strip()) if isinstance(value, (str, float)) else None
-        except (ValueError, ZeroDivisionError):
-            frac = None
-        if frac is None or not 0 < frac < 1:
-            raise ParamError(
-                self.key(name),
-                f"expected a count (integer >= 1) or a fraction in (0, 1) such as 0.15 or '2/3', got {value!r}",
-            )
-        return frac
+    """``study.train_percent``: training-set sizes, distinct integers in 1..100, ascending."""
+    return sorted(parse_section(Study, values, "study").train_percent)

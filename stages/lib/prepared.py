@@ -48,12 +48,14 @@ class PreparedSplit:
     class_names: list[str]
 
 
-def open_split(split: str, size: int, root: str | Path = PREPARED) -> PreparedSplit:
-    """Memory-map one split at one image size."""
+def open_split(split: str, size: int, root: str | Path = PREPARED, needed_by: str | Path | None = None) -> PreparedSplit:
+    """Memory-map one split at one image size; ``needed_by`` (e.g. a model file) is named when
+    that size is not prepared."""
     meta = read_meta(root)
     if size not in meta["image_sizes"]:
+        who = f"{needed_by} takes {size} px images but " if needed_by else ""
         raise DataError(
-            f"{root} holds image sizes {meta['image_sizes']}, not {size}: "
+            f"{who}{root} holds image sizes {meta['image_sizes']}, not {size}: "
             f"add {size} to prepare.image_sizes in params.yaml"
         )
     index = read_csv(index_path(root, split))

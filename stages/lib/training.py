@@ -2,60 +2,62 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import keras
+from pydantic import ConfigDict, Field
 
 from stages.lib.distribute import STRATEGIES
 from stages.lib.errors import ParamError
-from stages.lib.params import Section
+from stages.lib.params import Schema, parse_section
 
-TRAIN_KEYS = ("family", "image_size", "epochs", "batch_size", "optimizer", "learning_rate", "early_stopping")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
-STOP_KEYS = ("monitor", "patience", "restore_best_weights")
 MONITORS = ("val_loss", "val_accuracy", "val_top3_accuracy", "val_macro_f1")
+
+
+class EarlyStopping(Schema):
+    monitor: Literal[MONITORS] = "val_loss"
+    patience: int = Field(0, ge=0)  # 0 = off
+    restore_best_weights: bool = True
+
+
+class ModelTraining(Schema):
+    """The training keys of a ``models.<name>`` entry; every other key is an option of its family
+    (checked by the family's module)."""
+
+    model_config = ConfigDict(extra="allow")
+    family: str = Field(min_length=1)
+    image_size: int = Field(ge=1)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    optimizer: Literal[OPTIMIZERS]
+    learning_rate: float = Field(gt=0)
+    early_stopping: EarlyStopping = EarlyStopping()
 
 
 def parse_model_params(name: str, values: dict, image_sizes: list[int]) -> dict:
     """Validate the training keys of ``models.<name>``; the rest are family options."""
-    p = Section(values, f"models.{name}")
-    cfg = {
-        "family": p.str("family", allow_empty=False),
-        "image_size": p.int("image_size", minimum=1),
-        "epochs": p.int("epochs", minimum=1),
-        "batch_size": p.int("batch_size", minimum=1),
-        "optimizer": p.choice("optimizer", OPTIMIZERS),
-        "learning_rate": p.raw("learning_rate"),
-        "options": {k: v for k, v in values.items() if k not in TRAIN_KEYS},
-    }
-    lr = cfg["learning_rate"]
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
-        raise ParamError(p.key("learning_rate"), f"must be a positive number, got {lr!r}")
-    if cfg["image_size"] not in image_sizes:
-        raise ParamError(
-            p.key("image_size"),
-            f"{cfg['image_size']} px is not prepared; prepare.image_sizes is {image_sizes}: add it there",
-        )
-    stop = Section(p.raw("early_stopping", {}) or {}, p.key("early_stopping"), known=STOP_KEYS)
-    cfg["early_stopping"] = {
-        "monitor": stop.choice("monitor", MONITORS, default="val_loss"),
-        "patience": stop.int("patience", minimum=0, default=0),  # 0 = off
-        "restore_best_weights": bool(stop.raw("restore_best_weights", True)),
-    }
-    return cfg
+    key = f"models.{name}"
+    entry = parse_section(ModelTraining, values, key)
+    if entry.image_size not in image_sizes:
+        raise ParamError(f"{key}.image_size", f"{entry.image_size} px is not prepared; prepare.image_sizes is "
+                                              f"{image_sizes}: add it there")
+    cfg = entry.model_dump(exclude=set(entry.model_extra or {}))
+    return {**cfg, "options": dict(entry.model_extra or {})}
 
 
-RUN_FLAGS = ("mixed_precision", "jit_compile", "deterministic", "cache_frozen_features")
+class Run(Schema):
+    """``train``: settings shared by every training run."""
+
+    strategy: Literal[STRATEGIES]
+    mixed_precision: bool
+    jit_compile: bool
+    deterministic: bool
+    cache_frozen_features: bool = True
 
 
 def parse_run_params(values: dict) -> dict:
-    p = Section(values, "train", known=("strategy", *RUN_FLAGS))
-    flags = {}
-    for flag in RUN_FLAGS:
-        value = p.raw(flag, True if flag == "cache_frozen_features" else ...)
-        if not isinstance(value, bool):
-            raise ParamError(p.key(flag), f"expected true or false, got {value!r}")
-        flags[flag] = value
-    return {"strategy": p.choice("strategy", STRATEGIES), **flags}
-
+    return parse_section(Run, values, "train").model_dump()
 
 
 def compile_for_training(model: keras.Model, optimizer: str, learning_rate: float, num_classes: int,

@@ -13,6 +13,7 @@ backbone is the sub-model named "base", its last layer is named "head".
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 
 from stages.lib.errors import ParamError
@@ -81,17 +82,33 @@ def build_model(
     return module.build(num_classes, image_size, options, key_prefix)
 
 
-def load_model(path):
+def random_init_options(family: str, options: dict) -> dict:
+    """``options`` of ``family`` with pretrained weights replaced by random init of the same
+    architecture: the family's ``random_init_options`` hook, else ``weights: null``."""
+    module = family_module(family)
+    if hasattr(module, "random_init_options"):
+        return module.random_init_options(options)
+    return {**options, "weights": None} if "weights" in module.DEFAULTS else dict(options)
+
+
+def count_params(model) -> tuple[int, int]:
+    """(total, trainable) parameter counts of a built model."""
+    trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
+    return int(model.count_params()), int(trainable)
+
+
+def load_model(path, family: str | None = None):
     """keras.saving.load_model, plus restoring a frozen base's sublayers.
 
     Plain keras.saving.load_model gives the same predictions; use this one
-    when the reloaded model may be trained further. Family modules are
-    imported first so that anything they register is known to keras.
+    when the reloaded model may be trained further. The model's family module
+    (every family's when ``family`` is None) is imported first so that anything
+    it registers is known to keras.
     """
     import keras
 
-    for name in available_models():
-        importlib.import_module(f"{__name__}.{name}")
+    for name in [family] if family else available_models():
+        family_module(name)
     model = keras.saving.load_model(path)
     try:
         base = model.get_layer("base")

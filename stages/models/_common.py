@@ -140,7 +140,10 @@ def assemble(base, preprocess, pool, image_size: int, num_classes: int, opts: di
 
     Preprocessing lives inside the model so a saved .keras file is
     self-contained; the head is float32 so probabilities stay float32 under
-    mixed precision.
+    mixed precision. The layout every consumer relies on (stages/lib/frozen.py,
+    stages/lib/gradcam.py): the layer feeding the base is named "preprocess", the
+    first one after it "pool" (``preprocess`` and ``pool`` are callables that
+    create them), the base is the sub-model "base", the classifier the Dense "head".
     """
     set_bn_momentum(base, opts.get("bn_momentum"), key_prefix)
     inputs = keras.Input((image_size, image_size, 3), dtype="uint8", name="image")
@@ -151,7 +154,11 @@ def assemble(base, preprocess, pool, image_size: int, num_classes: int, opts: di
     outputs = keras.layers.Dense(
         num_classes, activation="softmax", dtype="float32", name="head"
     )(x)
-    return keras.Model(inputs, outputs, name=name)
+    model = keras.Model(inputs, outputs, name=name)
+    for layer in ("preprocess", "pool"):  # a family module's bug, not the user's
+        if layer not in {lay.name for lay in model.layers}:
+            raise ValueError(f"{name}: the family's {layer} callable must create a layer named {layer!r}")
+    return model
 
 
 def set_bn_momentum(base, momentum, key_prefix: str) -> None:

@@ -5,12 +5,24 @@ through the kagglehub cache), a local preset directory (works offline), or
 null/"" for random init from the architecture options. With a preset, the
 architecture comes from the preset; architecture options given explicitly must
 agree with it. build() fills DEFAULTS itself, so pass only the user's options.
+
+Grad-CAM (stages/lib/gradcam.py, through the hooks at the end of this module) reads the patch
+tokens entering the last encoder block, class token dropped, reshaped to the patch grid. Not
+the last block's output: the head reads only the class token of it and the final LayerNorm is
+per token, so the patch tokens there have zero gradient; the last block's attention is what
+mixes the patch tokens into the class token. Not attention rollout either: rollout is
+class-agnostic (the same map whatever the class) and a different method from the CNNs',
+whereas Grad-CAM is class-discriminative and one method for every family. Expect ViT maps to
+be noisier: trained on a toy task (tests/test_explain.py) a CNN's map peaked on the object in
+9 images of 10, a tiny ViT's in 0 to 6 depending on the seed (its tokens carry position
+embeddings and, after the first block, mixed information).
 """
 
 from __future__ import annotations
 
 import os
 
+import kagglehub
 import keras
 import keras_hub
 
@@ -28,6 +40,14 @@ DEFAULTS = {
     "dropout": 0.0,
 }
 ARCHITECTURE = ("patch_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim")
+# The architectures of the keras-hub presets the studies use, to build the same ViT with random
+# weights offline (benchmarks/study_runtime.py, via random_init_options).
+PRESET_ARCHITECTURES = {
+    "vit_base_patch16_224_imagenet21k":
+        {"patch_size": 16, "num_layers": 12, "num_heads": 12, "hidden_dim": 768, "mlp_dim": 3072},
+}
+# keras-hub's layer names inside ViTBackbone.
+EMBEDDING, ENCODER = "vit_patching_and_embedding", "vit_encoder"
 
 
 def resolve_preset(preset, key: str):
@@ -49,14 +69,22 @@ def resolve_preset(preset, key: str):
     return preset, False
 
 
+# What loading a preset raises when the preset cannot be had: a failed download (requests' and
+# kagglehub's HTTP errors, refused connections and socket timeouts are all OSErrors) or kagglehub
+# refusing it; and, for a preset folder, a missing or malformed file (OSError, ValueError, KeyError).
+DOWNLOAD_ERRORS = (OSError, kagglehub.exceptions.BackendError, kagglehub.exceptions.NotFoundError,
+                   kagglehub.exceptions.UnauthenticatedError, kagglehub.exceptions.DataCorruptionError)
+FOLDER_ERRORS = (OSError, ValueError, KeyError)
+
+
 def load_preset(preset: str, is_local: bool, key: str):
     try:
         # A preset missing from the kagglehub cache means a download: fail fast.
         with _common.network_timeout():
             return keras_hub.models.ViTBackbone.from_preset(preset, name="base")
-    except Exception as err:
+    except FOLDER_ERRORS if is_local else DOWNLOAD_ERRORS as err:
         if is_local:
-            raise DataError(f"cannot load keras-hub preset directory {preset}: {err}") from err
+            raise DataError(f"cannot load keras-hub preset directory {preset}: {type(err).__name__}: {err}") from err
         cache = os.environ.get("KAGGLEHUB_CACHE", "~/.cache/kagglehub")
         raise DataError(
             f"keras-hub preset {preset!r} is not in the kagglehub cache ({cache}) and "
@@ -102,6 +130,13 @@ def check_against_preset(backbone, options: dict, preset: str, image_size: int, 
             )
 
 
+def random_init_options(options: dict) -> dict:
+    """``options`` with the preset replaced by random init of its architecture (KeyError if unknown)."""
+    if options.get("preset") is None:
+        return dict(options)
+    return {**options, **PRESET_ARCHITECTURES[options["preset"]], "preset": None}
+
+
 def build(num_classes: int, image_size: int, options: dict, key_prefix: str):
     if "weights" in options:
         raise ParamError(
@@ -134,8 +169,59 @@ def build(num_classes: int, image_size: int, options: dict, key_prefix: str):
         scale, offset = preset_scaling(preset)
 
     preprocess = keras.layers.Rescaling(scale, offset=offset, name="preprocess")
-
-    def class_token(tokens):  # ViTImageClassifier's default pooling="token"
-        return tokens[:, 0]
-
     return _common.assemble(base, preprocess, class_token, image_size, num_classes, opts, "vit", key_prefix)
+
+
+def class_token(tokens):
+    """The first token, ViTImageClassifier's default pooling="token". Built-in layers (a crop
+    named "pool", as the registry's layout wants, and a flatten), so the saved model needs no
+    custom object."""
+    cropped = keras.layers.Cropping1D((0, tokens.shape[1] - 1), name="pool")(tokens)
+    return keras.layers.Flatten(name="class_token")(cropped)
+
+
+# --- Grad-CAM hooks (stages/lib/gradcam.py) ---------------------------------------------------
+
+def cam_token_layers(base) -> list[str]:
+    """Layers whose output is the token sequence: the embedding, then every encoder block."""
+    return [EMBEDDING, *(block.name for block in base.get_layer(ENCODER).encoder_layers)]
+
+
+def cam_layer(base, requested: str | None, key: str) -> str:
+    names = cam_token_layers(base)
+    if requested is None:
+        return names[-2]  # the tokens entering the last block (see the module docstring)
+    if requested not in names:
+        raise ParamError(key, f"no token layer {requested!r} in the ViT base; one of {', '.join(names[:-1])}")
+    if requested == names[-1]:
+        raise ParamError(key, f"{requested!r} is the last encoder block: its patch tokens have zero gradient "
+                              f"(the head reads only the class token); use {names[-2]!r}")
+    return requested
+
+
+def cam_grid(base) -> tuple[int, int]:
+    patch = base.patch_size if isinstance(base.patch_size, (tuple, list)) else (base.patch_size,) * 2
+    return base.image_shape[0] // patch[0], base.image_shape[1] // patch[1]
+
+
+def cam_lower(base, layer: str):
+    """Base input -> (tokens output by ``layer``, base output).
+
+    Hand-written: keras-hub's ViTEncoder runs its blocks inside one layer call, so a block's
+    output is no tensor of the backbone's graph to cut a sub-model at; this repeats
+    ViTEncoder.call's steps (dropout, blocks, final LayerNorm) with its public attributes.
+    tests/test_explain.py checks that the result equals the model's own prediction.
+    """
+    embed, encoder = base.get_layer(EMBEDDING), base.get_layer(ENCODER)
+    stop = cam_token_layers(base).index(layer)  # 0 = the embedding, i = after block i
+
+    def lower(x):
+        x = encoder.dropout(embed(x))
+        feature = x
+        for i, block in enumerate(encoder.encoder_layers, start=1):
+            x = block(x)
+            if i == stop:
+                feature = x
+        return feature, encoder.layer_norm(x)
+
+    return lower
