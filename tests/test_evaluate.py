@@ -165,10 +165,11 @@ def test_dvc_repro_and_metrics_diff_after_a_param_change(repo_copy):
 
     # A re-run that changes nothing but timings: the quality diff is empty, the cost diff is not.
     run(["dvc", "repro", "-f", "-s", "evaluate@vit-100-0"], repo_copy)
-    quality = json.loads(run(["dvc", "metrics", "diff", "--json", "metrics/eval", "metrics/train"], repo_copy).stdout)
+    quality = json.loads(run(["dvc", "metrics", "diff", "--json", "--targets", "metrics/eval", "metrics/train"],
+                             repo_copy).stdout)
     assert quality == {}, quality
     assert "metrics/cost/eval/vit/100pct/s0.json" in json.loads(
-        run(["dvc", "metrics", "diff", "--json", "metrics/cost"], repo_copy).stdout)
+        run(["dvc", "metrics", "diff", "--json", "--targets", "metrics/cost"], repo_copy).stdout)
 
     # Editing one family's module re-runs that family's models only (the family@ fingerprints).
     module = repo_copy / "stages/models/mobilenet_v2.py"
