@@ -156,13 +156,16 @@ def test_preset_gives_the_expected_dag_with_readable_stage_names(preset, repo_co
     assert percents == [25, 50, 100]  # and draws the data-size curve
     runs = [(m, f"{m}-{p}-{s}") for m in models for p in percents for s in seeds]
     per_run = {f"{stage}@{r}" for stage in ("train", "evaluate") for _, r in runs}
-    features = {f"features@{m}" for m in models}
-    assert nodes == {"digits", "balance", "split", "prepare", "report", "explain"} | per_run | features
+    per_model = {f"{stage}@{m}" for stage in ("family", "features") for m in models}
+    assert nodes == {"digits", "balance", "split", "prepare", "report", "explain"} | per_run | per_model
     assert {("balance", "split"), ("split", "prepare")} <= edges
     for m, r in runs:
         assert {("prepare", f"features@{m}"), (f"features@{m}", f"train@{r}"), ("prepare", f"train@{r}"),
+                (f"family@{m}", f"features@{m}"), (f"family@{m}", f"train@{r}"), (f"family@{m}", f"evaluate@{r}"),
                 (f"train@{r}", f"evaluate@{r}"), (f"evaluate@{r}", "report"),
-                (f"train@{r}", "explain"), (f"evaluate@{r}", "explain")} <= edges, r
+                (f"train@{r}", "explain"), (f"evaluate@{r}", "explain"), (f"family@{m}", "explain")} <= edges, r
+    # each run depends on its own model's family only
+    assert not {(f"family@{other}", f"train@{r}") for m, r in runs for other in models if other != m} & edges
     assert ("digits", "balance") not in edges  # the study reads its own dataset folder
 
 
