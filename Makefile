@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stage commands call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test test-fast dag params check bench clean
+.PHONY: install repro test test-fast dag params check review bench clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,12 @@ dag: install
 # params.yaml is composed from conf/ (DVC's Hydra support); regenerate it after editing conf/.
 params: install
 	$(BIN)/python -m stages.preflight --write --params-only
+
+# A Markdown review of the workspace against a revision (params, quality metrics, comparison,
+# verdicts, figures): make review BASE=origin/main
+BASE ?= HEAD
+review: install
+	$(BIN)/python -m stages.review $(BASE)
 
 # Validate a preset and check its dataset and weights: make check EXP=dogs13
 check: install
