@@ -329,7 +329,7 @@ def test_explicit_layer_and_missing_inputs(stage_inputs, tmp_path):
     with pytest.raises(ParamError) as err:
         explain(cfg, stage_inputs, outputs)
     assert err.value.key == "explain.layers.mobilenet_v2" and "block_99_add" in str(err.value)
-    assert not outputs.figures.exists() and not outputs.metrics.exists()  # nothing half-written
+    assert not outputs.figures.exists() and not outputs.metrics.exists() and not outputs.cost.exists()  # nothing written
 
     cfg["layers"] = {"mobilenet_v2": "block_9_add"}  # 2x2 at 32 px: below min_grid, but named explicitly
     assert explain(cfg, stage_inputs, outputs)["layers"] == {"mobilenet_v2": "block_9_add"}
