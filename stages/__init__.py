@@ -2,5 +2,10 @@
 
 import os
 
-# TensorFlow's C++ start-up banner (oneDNN, CUDA probing) drowns the stage logs.
+# TensorFlow's C++ log level (2: warnings and errors only); set before TensorFlow loads.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# ... and its start-up lines that ignore that level, filtered from the first import.
+from stages.lib import tf_startup  # noqa: E402
+
+tf_startup.install()

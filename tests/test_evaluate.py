@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import keras
 import numpy as np
@@ -144,7 +145,11 @@ def shrink(params):
 
 def test_dvc_repro_and_metrics_diff_after_a_param_change(repo_copy):
     edit_params(repo_copy, shrink)
-    run(["dvc", "repro", "evaluate@vit-100-0", "evaluate@mobilenet_v2-100-0"], repo_copy)
+    proc = run(["dvc", "repro", "evaluate@vit-100-0", "evaluate@mobilenet_v2-100-0"], repo_copy)
+    # Quiet output: no TF start-up lines, no Keras input warnings (tests/test_tf_startup.py has the rest).
+    for noise in ("absl::InitializeLog", "cudart_stub", "oneDNN custom operations", "ran out of data"):
+        assert noise not in proc.stdout + proc.stderr, noise
+    assert ("cuInit" in proc.stdout + proc.stderr) <= os.path.exists("/dev/nvidiactl")
     for name in ("vit", "mobilenet_v2"):
         metrics = json.loads((repo_copy / f"metrics/eval/{name}/100pct/s0.json").read_text())
         assert METRIC_KEYS <= set(metrics) and metrics["num_test_images"] == 30  # 15 % of 10 x 20

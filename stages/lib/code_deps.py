@@ -18,6 +18,9 @@ ROOT_PACKAGE = "stages"
 # Package markers, not deps: they hold only a docstring and process-environment set-up that
 # cannot change a result (tests/test_dvc_deps.py checks that), so editing them reruns nothing.
 PACKAGE_MARKERS = ("stages/__init__.py", "stages/lib/__init__.py")
+# ... and what they install: the filter of TensorFlow's start-up lines, which touches only
+# stderr (tests/test_tf_startup.py).
+PROCESS_SETUP = (*PACKAGE_MARKERS, "stages/lib/tf_startup.py")
 
 
 def module_file(module: str, root: Path) -> Path | None:
@@ -50,7 +53,7 @@ def _imported_modules(path: Path, module: str) -> set[str]:
 
 def local_imports(module: str, root: str | Path = ".") -> set[str]:
     """Repository-relative paths of ``module``'s file and every local module it imports,
-    transitively, parent packages included; without :data:`PACKAGE_MARKERS`."""
+    transitively, parent packages included; without :data:`PROCESS_SETUP`."""
     root = Path(root)
     seen: dict[str, Path] = {}
     todo = [module]
@@ -63,4 +66,4 @@ def local_imports(module: str, root: str | Path = ".") -> set[str]:
         parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
         todo.extend(parents + sorted(_imported_modules(path, name)))
     files = {path.relative_to(root).as_posix() for path in seen.values()}
-    return files - set(PACKAGE_MARKERS)
+    return files - set(PROCESS_SETUP)
