@@ -20,7 +20,9 @@ params order) trained at each size of ``study.train_percent`` with each seed of 
   metrics/comparison.json`` shows quality only: per model the eval time, throughput, latency and fit
   time over the same runs, and the fit time of every point of the data-size curve;
 - ``plots/report/``: every figure (PNG), built as one folder atomically;
-- ``plots/report.md``: the Markdown report linking them.
+- ``plots/report.md``: the Markdown report linking them;
+- ``plots/review/``: the data of dvc.yaml's top-level plots (stages/lib/review_plots.py): mean
+  curves per metric and every test prediction, in files that name no model.
 
 Params: ``report`` (primary_metric, alpha, worst_classes, confused_per_class),
 ``models`` (names and families), ``study`` (seeds, train_percent) and ``evaluate.ece_bins``.
@@ -40,12 +42,13 @@ from stages.lib.errors import run_stage
 from stages.lib.files import atomic_output, write_csv, write_json
 from stages.lib.compared_models import model_families
 from stages.lib.params import Schema, parse_section, stage_params, study_percents, study_seeds
-from stages.lib.report_figures import draw_figures
+from stages.lib.report_figures import draw_figures, mean_curves, pooled_predictions
 from stages.lib.report_markdown import comparison_markdown, report_markdown
 from stages.lib.report_runs import (Inputs, check_same_runs, check_same_test_size, load_run_inputs,
                                     load_run_metrics, runs_table, thumbnails)
 from stages.lib.report_stats import (CONFIDENCE, PRIMARY_METRICS, curve_records, data_size_statistics,
                                      data_size_table, mcnemar_runs, model_statistics, pair_statistics, rounded)
+from stages.lib.review_plots import confusion_frame, curve_frames, write_review_plots
 from stages.lib.run_columns import QUALITY, TIMINGS
 
 __all__ = ["Inputs", "Outputs", "build_report", "main", "parse_params"]
@@ -62,6 +65,7 @@ class Outputs:
     report_md: Path = Path("plots/report.md")
     data_size_csv: Path = Path("metrics/data_size.csv")
     cost: Path = Path("metrics/cost/comparison.json")
+    review_plots: Path = Path("plots/review")
 
 
 class Report(Schema):
@@ -121,6 +125,10 @@ def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Output
     with atomic_output(outputs.figures) as tmp:
         tmp.mkdir()
         draw_figures(tmp, loaded, runs, stats, class_names, thumbs, curve, cfg)
+    histories, test_epochs = mean_curves(loaded, names)
+    with atomic_output(outputs.review_plots) as tmp:
+        write_review_plots(tmp, curve_frames(histories, stats, test_epochs),
+                           confusion_frame(pooled_predictions(loaded, names)))
     figure_dir = Path(os.path.relpath(outputs.figures, outputs.report_md.parent)).as_posix()
     write_csv(outputs.table_csv, all_runs)
     write_csv(outputs.data_size_csv, curve)

@@ -58,11 +58,14 @@ def test_exp_run_set_param_then_show_and_diff_metrics_and_plots(repo_copy, tmp_p
     assert (lr["old"], lr["new"]) == (0.001, 0.01)
 
     # The training curves of both revisions, side by side, as a reviewer sees them.
-    plots = json.loads(run(["dvc", "plots", "diff", "--json", "HEAD"], repo_copy).stdout)
-    curve = "plots/train/vit/100pct/s0/plots/metrics/eval/loss.tsv"
-    revisions = {point["rev"] for plot in plots["data"] if curve in plot
-                 for point in plots["data"][plot][0]["content"]["data"]["values"]}
-    assert {"HEAD", "workspace"} <= revisions, plots["data"].keys()
+    # dvc.yaml's top-level plots (curves, confusion matrices) carry both revisions' data.
+    plots = json.loads(run(["dvc", "plots", "diff", "--json", "HEAD"], repo_copy).stdout)["data"]
+    for plot in ("loss", "confusion", "runs"):
+        values = plots[plot][0]["content"]["data"]["values"]
+        assert {p["rev"] for p in values} == {"HEAD", "workspace"}, plot
+    val_loss = {p["rev"]: p["loss"] for p in plots["loss"][0]["content"]["data"]["values"]
+                if (p["model"], p["split"]) == ("vit", "val")}
+    assert val_loss["HEAD"] != val_loss["workspace"]  # the experiment's learning rate shows in the curve
     html = tmp_path / "plots_diff"
     run(["dvc", "plots", "diff", "HEAD", "-o", str(html)], repo_copy)
-    assert curve in (html / "index.html").read_text()
+    assert '<div id = "confusion">' in (html / "index.html").read_text()

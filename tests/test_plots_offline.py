@@ -253,8 +253,52 @@ def test_plots_show_and_diff_render_with_no_network(tmp_path):
             assert (tmp_path / out / src).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_repository_copy_writes_its_plots_page_with_the_vendored_template(repo_copy, tmp_path):
-    """.dvc/config's relative html_template resolves in a clone (and in conftest's copies)."""
-    run(["dvc", "plots", "show", "-o", str(tmp_path / "html")], repo_copy)
-    html = (tmp_path / "html" / "index.html").read_text()
+REVIEW_PLOTS = ("loss", "accuracy", "top3_accuracy", "macro_f1", "confusion", "runs")  # dvc.yaml's top level
+REVIEW_DATA = ("plots/review", "metrics/comparison.csv")  # what the report writes for them
+
+
+def symbols(div: Node) -> list[Node]:
+    """Point marks (vega draws them as paths in a `mark-symbol` group)."""
+    return [p for g in div.iter() if g.tag == "g" and {"mark-symbol", "role-mark"} <= g.classes()
+            for p in g.iter() if p.tag == "path" and p.attrs.get("d")]
+
+
+def test_the_repository_plots_render_both_revisions_of_every_model(repo_copy, tmp_path):
+    """dvc.yaml's top-level plots with the templates of .dvc/plots/, over the report's committed data:
+    `dvc plots diff HEAD` draws every model's curves, test crosses, confusion matrix and runs, per revision,
+    from a clone (.dvc/config's relative html_template resolves there)."""
+    browser = chromium()
+    for rel in REVIEW_DATA:
+        src = REPO / rel
+        assert src.exists(), f"{rel} missing: run `dvc repro report` in the repository"
+        (repo_copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, repo_copy / rel)
+    run(["git", "add", "-A"], repo_copy)
+    run(["git", "commit", "-qm", "report data"], repo_copy)
+    comparison = (repo_copy / "metrics/comparison.csv").read_text().splitlines()
+    models = sorted({line.split(",")[0] for line in comparison[1:]})
+    loss = repo_copy / "plots/review/curves/loss.csv"
+    lines = loss.read_text().splitlines()
+    loss.write_text("\n".join(lines[:1] + [",".join(r.split(",")[:3] + [str(float(r.split(",")[3]) * 0.5)])
+                                          for r in lines[1:]]) + "\n")  # the workspace differs from HEAD
+
+    run(["dvc", "plots", "diff", "HEAD", "-o", str(tmp_path / "out")], repo_copy)
+    index = tmp_path / "out" / "index.html"
+    html = index.read_text()
     assert '<script data-package="vega-embed"' in html and not EXTERNAL_SCRIPT.search(html)
+    assert set(REVIEW_PLOTS) <= set(vega_div_ids(html)), vega_div_ids(html)
+    dom = render(browser, index, tmp_path / "profile")
+    revs = {"workspace", "HEAD"}
+    for ident in REVIEW_PLOTS:
+        texts = svg_texts(by_id(dom, ident))
+        assert revs <= texts and set(models) <= texts, (ident, sorted(texts))
+    for metric in REVIEW_PLOTS[:4]:
+        div = by_id(dom, metric)
+        # a train and a validation line and a test cross per model and revision
+        assert len(marks(div, "line")) == 2 * 2 * len(models), metric
+        assert len(symbols(div)) == 2 * len(models), metric
+        assert {"train", "val"} <= svg_texts(div)
+    confusion = by_id(dom, "confusion")
+    assert len(marks(confusion, "rect")) >= 2 * len(models) * 2, "cells of each model's matrix, per revision"
+    assert len(symbols(by_id(dom, "runs"))) == 2 * (len(comparison) - 1)  # one point per run and revision
+    assert marks(by_id(dom, "runs"), "line")

@@ -241,7 +241,8 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS, pe
 def outputs_in(root) -> Outputs:
     return Outputs(root / "metrics" / "comparison.csv", root / "metrics" / "comparison.md",
                    root / "metrics" / "comparison.json", root / "plots" / "report", root / "plots" / "report.md",
-                   root / "metrics" / "data_size.csv", root / "metrics" / "cost" / "comparison.json")
+                   root / "metrics" / "data_size.csv", root / "metrics" / "cost" / "comparison.json",
+                   root / "plots" / "review")
 
 
 def test_report_end_to_end(tmp_path):
@@ -291,6 +292,25 @@ def test_report_end_to_end(tmp_path):
     assert [p["fit_time_s_mean"] for p in cost["data_size_curve"]] == [15.5, 31.0, 30.5, 61.0]
     assert [(p["model"], p["train_percent"]) for p in cost["data_size_curve"]] == [
         (p["model"], p["train_percent"]) for p in summary["data_size"]["curve"]]
+
+    # dvc.yaml's top-level plots' data: every model's mean train/val curve and test point, every prediction.
+    loss = pd.read_csv(outputs.review_plots / "curves" / "loss.csv")
+    assert list(loss.columns) == ["model", "split", "epoch", "loss"]
+    assert sorted({p.name for p in (outputs.review_plots / "curves").iterdir()}) == [
+        "accuracy.csv", "loss.csv", "macro_f1.csv", "top3_accuracy.csv"]
+    for model in FAMILIES:
+        rows = loss[loss["model"] == model]
+        assert set(rows["split"]) == {"train", "val", "test"}
+        test = rows[rows["split"] == "test"]
+        assert len(test) == 1 and test["loss"].item() == pytest.approx(summary["models"][model]["log_loss"]["mean"])
+        assert rows[rows["split"] == "train"]["epoch"].tolist() == list(range(1, 7))  # the longest run's epochs
+    confusion = pd.read_csv(outputs.review_plots / "confusion.csv")
+    assert list(confusion.columns) == ["model", "actual", "predicted"]
+    for model in FAMILIES:  # the three seeds' predictions, pooled
+        pooled = pd.concat(pd.read_csv(layout.predictions_path(model, s, inputs.predictions)) for s in SEEDS)
+        mine = confusion[confusion["model"] == model]
+        assert mine["actual"].tolist() == pooled["class_name"].tolist()
+        assert mine["predicted"].tolist() == pooled["pred_class"].tolist()
 
     pngs = {p.name for p in outputs.figures.iterdir()}
     expected = {"study_curves.png", "learning_curves.png", "cost_frontier.png", "runs.png", "data_size.png"} | {

@@ -46,16 +46,32 @@ def mean_table(runs: pd.DataFrame) -> pd.DataFrame:
     return numeric.reset_index()
 
 
+def runs_by_model(loaded: dict, names: list[str]) -> dict[str, list[dict]]:
+    return {n: [d for (m, _), d in loaded.items() if m == n] for n in names}
+
+
+def mean_curves(loaded: dict, names: list[str]) -> tuple[dict[str, pd.DataFrame], dict[str, float]]:
+    """Per model the mean history over its runs and the mean evaluated epoch (the test cross's x)."""
+    by_model = runs_by_model(loaded, names)
+    histories = {n: mean_history([d["history"] for d in by_model[n]]) for n in names}
+    test_epochs = {n: sum(map(evaluated_epoch, by_model[n])) / len(by_model[n]) for n in names}
+    return histories, test_epochs
+
+
+def pooled_predictions(loaded: dict, names: list[str]) -> dict[str, pd.DataFrame]:
+    """Per model every run's test predictions, one frame."""
+    return {n: pd.concat([d["predictions"] for d in runs], ignore_index=True)
+            for n, runs in runs_by_model(loaded, names).items()}
+
+
 def draw_figures(folder: Path, loaded: dict, runs: pd.DataFrame, stats: dict, class_names: list[str],
                  thumbs: dict, curve: pd.DataFrame, cfg: dict) -> None:
     """Every figure of the report into ``folder``: ``loaded`` and ``runs`` are the largest size's runs,
     ``stats`` their summaries per model, ``curve`` the data-size curve over every size."""
     names = list(stats)
-    by_model = {n: [d for (m, _), d in loaded.items() if m == n] for n in names}
-    histories = {n: mean_history([d["history"] for d in by_model[n]]) for n in names}
+    histories, test_epochs = mean_curves(loaded, names)
     test = {n: {"loss": stats[n]["log_loss"]["mean"], "accuracy": stats[n]["accuracy"]["mean"],
                 "top3_accuracy": stats[n]["top3_accuracy"]["mean"]} for n in names}
-    test_epochs = {n: sum(map(evaluated_epoch, by_model[n])) / len(by_model[n]) for n in names}
     figures.study_curves(histories, test, {n: stats[n]["eval_time_s"]["mean"] for n in names},
                          {n: stats[n]["fit_time_s"]["mean"] for n in names}, folder / "study_curves.png",
                          test_epochs=test_epochs)
@@ -68,8 +84,7 @@ def draw_figures(folder: Path, loaded: dict, runs: pd.DataFrame, stats: dict, cl
                             figures.model_colors(names))
     k = len(class_names)
     prob_columns = [f"prob:{c}" for c in class_names]
-    for name in names:
-        frame = pd.concat([d["predictions"] for d in by_model[name]], ignore_index=True)
+    for name, frame in pooled_predictions(loaded, names).items():
         y_true, y_pred = frame["label"].to_numpy(), frame["pred_label"].to_numpy()
         probs = frame[prob_columns].to_numpy()
         figures.confusion_counts(y_true, y_pred, class_names, f"{name}: {MODEL_FIGURES['confusion']}",
