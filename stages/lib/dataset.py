@@ -59,11 +59,9 @@ def make_dataset(
     # rebatch() loses the cardinality; without it Keras learns the epoch length by running
     # out of data and warns "Your input ran out of data" every epoch.
     ds = ds.apply(tf.data.experimental.assert_cardinality(math.ceil(n / batch_size)))
-    options = tf.data.Options()
-    # Under MultiWorkerMirroredStrategy each worker keeps every N-th batch (there are no
-    # files to shard by); tf.distribute then splits each global batch across replicas.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+    # One process reads it all (multi-worker training is refused: stages/lib/distribute.py);
+    # MirroredStrategy splits each global batch across the replicas.
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def in_memory_dataset(split: PreparedSplit, batch_size: int, seed: int) -> tf.data.Dataset:

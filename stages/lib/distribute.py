@@ -11,22 +11,31 @@ from stages.lib.errors import ParamError
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 
 
+# Keras 3's Model.fit does not run under MultiWorkerMirroredStrategy (it fails converting a
+# PerReplica batch: keras-team/keras#20585, tensorflow/tensorflow#72388; reproduced by
+# tests/test_distribute.py, which fails once an upgrade fixes it). Refused up front, not after
+# the workers have connected.
+MULTI_WORKER_UNSUPPORTED = (
+    "multi-worker training (MultiWorkerMirroredStrategy) does not work with Keras 3's Model.fit "
+    "(keras-team/keras#20585); use one machine's GPUs (mirrored) and run experiments in parallel "
+    "with `dvc exp run --queue` + `dvc queue start -j N` (README: Scaling out)")
+
+
 def pick_strategy(name: str, key: str = "train.strategy") -> tf.distribute.Strategy:
-    """``auto``: MultiWorkerMirrored when TF_CONFIG is set, Mirrored when more than one GPU is
-    visible, otherwise the default (single-device) strategy."""
+    """``auto``: Mirrored when more than one GPU is visible, otherwise the default (single-device)
+    strategy. ``mirrored`` replicates over every visible GPU, or over the logical CPU devices where
+    there is none (one, unless a test splits the CPU). ``multi_worker`` -- also implied by a set
+    TF_CONFIG under ``auto`` -- is refused with the reason (above)."""
     if name not in STRATEGIES:
         raise ParamError(key, f"must be one of {list(STRATEGIES)}, got {name!r}")
+    if name == "multi_worker" or (name == "auto" and os.environ.get("TF_CONFIG")):
+        where = "" if name == "multi_worker" else " (auto, with TF_CONFIG set)"
+        raise ParamError(key, f"{name}{where}: {MULTI_WORKER_UNSUPPORTED}")
     if name == "auto":
-        if os.environ.get("TF_CONFIG"):
-            name = "multi_worker"
-        elif len(tf.config.list_physical_devices("GPU")) > 1:
-            name = "mirrored"
-        else:
-            name = "default"
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        name = "mirrored" if len(tf.config.list_physical_devices("GPU")) > 1 else "default"
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     return tf.distribute.get_strategy()
 
 

@@ -7,7 +7,9 @@ of a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from typing import Callable
 
 
@@ -43,10 +45,19 @@ class DataError(PipelineError):
     exit_code = 3
 
 
+def stage_label() -> str:
+    """The stage's DVC address (DVC sets DVC_STAGE, e.g. ``train@vit-100-0``), else the module's name."""
+    module = getattr(sys.modules["__main__"], "__spec__", None)
+    return os.environ.get("DVC_STAGE") or (module.name.rpartition(".")[2] if module else "stage")
+
+
 def run_stage(main: Callable[[], object]) -> None:
-    """Run a stage's main(), turning PipelineError into a clean exit."""
+    """Run a stage's main(), turning PipelineError into a clean exit; the last line says how long it took."""
+    start = time.perf_counter()
     try:
         main()
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
+        print(f"{stage_label()}: failed after {time.perf_counter() - start:.1f} s", file=sys.stderr)
         sys.exit(err.exit_code)
+    print(f"{stage_label()}: done in {time.perf_counter() - start:.1f} s", flush=True)
