@@ -108,6 +108,15 @@ def _check_dataset(cfg) -> str:
     if not source.is_dir():
         raise DataError(f"dataset folder {cfg.source} not found (balance.source); see the README's "
                         "dataset section for where to put it")
+    from stages.lib.image_files import entries_dvc_cannot_hash
+
+    blocking = entries_dvc_cannot_hash(source)
+    if blocking:
+        listed = "\n  ".join(f"{rel}: {why}" for rel, why in blocking[:20])
+        more = f"\n  ... and {len(blocking) - 20} more" if len(blocking) > 20 else ""
+        raise DataError(f"{cfg.source} (balance.source): {len(blocking)} entries that `dvc repro` cannot hash "
+                        f"(it waits forever on a FIFO and stops on a dangling link before any stage runs); "
+                        f"move or delete them:\n  {listed}{more}")
     if cfg.labels is None:
         return f"{cfg.source}: {sum(1 for e in source.iterdir() if e.is_dir())} sub-folders"
     from stages.lib.labels import read_table

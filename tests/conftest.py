@@ -144,7 +144,7 @@ def make_odd_tree(root: Path) -> dict:
     (root / "loose.png").write_bytes(png_bytes(6))
     return {
         "undecodable": {"odd/truncated.jpg", "odd/empty.jpg", "odd/notes.jpg"},
-        "ignored": {"odd/.DS_Store", "odd/._shadow.jpg", "odd/readme.txt", "loose.png"},
+        "ignored": {"odd/.DS_Store", "odd/._shadow.jpg", "odd/readme.txt", "loose.png", ".hidden_class/"},
         "decodable": {f"odd/{n}" for n in ("cmyk.jpg", "gray.png", "rgba.png", "gray16.png", "UPPER.JPG",
                                            "ñandú_日本.png", "exif_rotated.jpg")},
     }

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from stages.lib.balance_params import BalanceParams
 from stages.lib.errors import ParamError
-from stages.lib.image_files import IMAGE_EXTENSIONS, class_folders, is_hidden, list_class_files
+from stages.lib.image_files import IMAGE_EXTENSIONS, class_folders, is_hidden, list_class_files, skipped_top_folders
 from stages.lib.labels import read_labels
 
 
@@ -31,6 +31,7 @@ class Candidates:
     conflicting: int = 0  # CSV: files listed with different classes, all their rows rejected
     unlisted: int = 0  # CSV: images under image_dir that the CSV does not list
     renamed_from: dict[str, str] = field(default_factory=dict)  # class name -> folder / label it came from
+    links_followed: list[dict] = field(default_factory=list)  # folders: file symlinks inside their class folder
 
 
 def source_root(p: BalanceParams) -> Path:
@@ -91,10 +92,12 @@ def read_folders(root: Path, p: BalanceParams) -> Candidates:
     folder_of = map_class_names(folders, p.class_name_pattern, "folders")
     found = Candidates(files={})
     for name in restrict(sorted(folder_of), p, p.source):
-        found.files[name], skipped = list_class_files(root, folder_of[name])
+        found.files[name], skipped, links = list_class_files(root, folder_of[name])
         found.ignored += [{"path": path, "reason": reason} for path, reason in skipped]
+        found.links_followed += links
         if folder_of[name] != name:
             found.renamed_from[name] = folder_of[name]
+    found.ignored += [{"path": path, "reason": reason} for path, reason in skipped_top_folders(root)]
     found.ignored += [
         {"path": e.name, "reason": "outside any class folder"}
         for e in sorted(root.iterdir(), key=lambda e: e.name)

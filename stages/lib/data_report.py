@@ -55,4 +55,7 @@ def build_report(p: BalanceParams, found: Candidates, valid: dict[str, dict[str,
         "ignored_files": found.ignored,
         "missing_files": found.missing,
         "rejected_rows": found.rejected,
+        # File symlinks followed (each inside its own class folder); every link not followed is in
+        # ignored_files with its reason (stages/lib/image_files.py).
+        "links_followed": found.links_followed,
     }

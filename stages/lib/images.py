@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +80,19 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def require_regular_file(path: str | Path) -> None:
+    """Raise :class:`BadImage` unless ``path`` (links followed) is a regular file: opening a FIFO
+    waits for a writer forever, a device or socket is no image."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        raise bad_image(err) from err
+    if not stat.S_ISREG(mode):
+        kind = ("fifo" if stat.S_ISFIFO(mode) else "socket" if stat.S_ISSOCK(mode) else
+                "device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "directory" if stat.S_ISDIR(mode) else "other")
+        raise BadImage(f"not a regular file ({kind})")
+
+
 def load_rgb(source: str | Path | io.BytesIO, draft: int | None = None) -> Image.Image:
     """Fully decode an image, apply its EXIF orientation and return it as RGB.
 
@@ -85,6 +100,8 @@ def load_rgb(source: str | Path | io.BytesIO, draft: int | None = None) -> Image
     ``draft`` pixels on each side: several times faster for large photos that
     are resized down anyway. Raises :class:`BadImage` for a file that cannot be read or decoded.
     """
+    if not isinstance(source, io.BytesIO):
+        require_regular_file(source)
     with warnings.catch_warnings():
         # Large photos trigger DecompressionBombWarning; the hard limit (error) stays on.
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -115,6 +132,7 @@ class ImageInfo:
 
 def inspect_image(path: str | Path) -> ImageInfo:
     """sha256 of the bytes and the oriented size; raises :class:`BadImage` if unusable."""
+    require_regular_file(path)
     try:
         data = Path(path).read_bytes()
     except OSError as err:

@@ -200,6 +200,6 @@ def read_labels(root: Path, labels: LabelsParams, name_classes: Callable[[list[s
         )
     found.rejected.sort(key=lambda r: r["row"])
     found.files = {name: sorted(files) for name, files in sorted(found.files.items())}
-    on_disk, _ = list_class_files(root, labels.image_dir)
+    on_disk, _, _ = list_class_files(root, labels.image_dir)
     found.unlisted = len(set(on_disk) - listed)
     return found
