@@ -8,6 +8,7 @@ of a traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from typing import Callable
@@ -45,6 +46,10 @@ class DataError(PipelineError):
     exit_code = 3
 
 
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def stage_label() -> str:
     """The stage's DVC address (DVC sets DVC_STAGE, e.g. ``train@vit-100-0``), else the module's name."""
     module = getattr(sys.modules["__main__"], "__spec__", None)
@@ -54,6 +59,9 @@ def stage_label() -> str:
 def run_stage(main: Callable[[], object]) -> None:
     """Run a stage's main(), turning PipelineError into a clean exit; the last line says how long it took."""
     start = time.perf_counter()
+    # SIGTERM (a scheduler, `kill`, DVC's queue) ends the stage like Ctrl-C does: as an exception,
+    # so every atomic output in progress is deleted on the way out.
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except PipelineError as err:

@@ -19,15 +19,40 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete the temporary siblings of ``target`` left by killed runs (their process is gone):
+    a SIGKILL leaves ``.<stem>.tmp-<pid><suffix>`` behind, which nothing else would remove."""
+    removed = []
+    for tmp in target.parent.glob(f".{target.stem}.tmp-*{target.suffix}"):
+        pid = tmp.name[len(f".{target.stem}.tmp-"):len(tmp.name) - len(target.suffix) or None]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _remove(tmp)
+            removed.append(tmp)
+    return removed
+
+
 @contextmanager
 def atomic_output(target: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``target`` (file or folder) to write into.
 
-    On success it replaces ``target`` in one rename; on any error it is deleted
-    and ``target`` is left as it was.
+    On success it replaces ``target`` in one rename; on any error (SIGTERM and SIGINT included:
+    run_stage turns them into exceptions) it is deleted and ``target`` is left as it was. What a
+    SIGKILL leaves behind is removed by the next run (:func:`remove_stale_temporaries`); git
+    ignores it meanwhile (``.*.tmp-*`` in .gitignore).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
     # Same folder (so the final rename is atomic) and same suffix (Keras insists on ".keras").
     tmp = target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}")
     _remove(tmp)
