@@ -21,7 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
 
 from stages.lib.errors import DataError, ParamError, PipelineError
 
@@ -152,6 +151,14 @@ def run_checks(checks: list[tuple[str, callable]]) -> list[PipelineError]:
     return failures
 
 
+def read_params(path: Path) -> dict:
+    """params.yaml exactly as `dvc repro` hands it to the stages: DVC's own YAML 1.2 loader
+    (PyYAML reads YAML 1.1, where ``1e-3`` is a string and ``yes`` is true)."""
+    from dvc.utils.serialize import parse_yaml
+
+    return parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m stages.preflight", description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides as for `dvc exp run -S`, "
@@ -168,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 compose(args.overrides, path)
                 print(f"composed conf/ with {args.overrides or 'no overrides'} -> "
                       f"{PARAMS_FILE if args.write else 'a temporary params file'}")
-            params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            params = read_params(path)
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code

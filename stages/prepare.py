@@ -9,6 +9,7 @@ at a time, so peak memory does not grow with the dataset.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import ConfigDict, Field
 
-from stages.lib.errors import DataError, run_stage
+from stages.lib.errors import DataError, ParamError, run_stage
 from stages.lib.files import atomic_output, read_csv, write_csv
 from stages.lib.images import BadImage, load_rgb, resize
 from stages.lib.parallel import imap_progress
@@ -40,8 +41,22 @@ def _decode(rel_path: str) -> list[np.ndarray] | str:
     return [np.asarray(resize(img, s, mode), dtype=np.uint8) for s in sizes]
 
 
+def check_disk(rows: int, sizes: list[int], out: Path) -> int:
+    """The store's bytes (rows x size^2 x 3 per size); a ParamError on prepare.image_sizes when the
+    disk holding ``out`` has less free (a memory map would fail mid-write, or fill the disk)."""
+    needed = rows * sum(s * s * 3 for s in set(sizes))
+    parent = Path(out).resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(parent).free
+    if needed > free:
+        raise ParamError("prepare.image_sizes", f"{sorted(set(sizes))} px for {rows} images needs "
+                         f"{needed / 1e9:.2f} GB; {free / 1e9:.2f} GB free on {parent}: drop a size or free space")
+    return needed
+
+
 def prepare(splits: pd.DataFrame, source: str, sizes: list[int], mode: str, out: str | Path = PREPARED) -> dict:
     """Write the prepared store for ``splits`` to the folder ``out`` (all or nothing); returns meta."""
+    check_disk(len(splits), sizes, Path(out))
     with atomic_output(out) as tmp:
         tmp.mkdir()
         return _write_store(splits, source, sorted(set(sizes)), mode, tmp)
@@ -75,8 +90,13 @@ def _write_store(splits: pd.DataFrame, source: str, sizes: list[int], mode: str,
     return meta
 
 
+# An upper bound where a size stops being an image classifier's input and starts exhausting the
+# machine (2048^2 x 3 = 12.6 MB per image and size); the free disk is checked in prepare().
+MAX_IMAGE_SIZE = 2048
+
+
 class Prepare(Schema):
-    image_sizes: list[Annotated[int, Field(ge=8)]] = Field(min_length=1)
+    image_sizes: list[Annotated[int, Field(ge=8, le=MAX_IMAGE_SIZE)]] = Field(min_length=1)
     resize: Literal[RESIZE_MODES]
 
 

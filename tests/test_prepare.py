@@ -116,3 +116,30 @@ def test_many_images_stream_through_the_pool(tree, tmp_path):
 
     for i in (0, 299, 599):  # 12 px images at 12 px: bytes identical to the source pixels
         np.testing.assert_array_equal(split.images[i], np.asarray(Image.open(root / split.paths[i])))
+
+
+def test_image_sizes_have_an_upper_bound_that_names_the_key():
+    from stages.lib.errors import ParamError
+    from stages.prepare import MAX_IMAGE_SIZE, parse_params
+
+    assert parse_params({"image_sizes": [32, MAX_IMAGE_SIZE], "resize": "squash"})["image_sizes"] == [32, 2048]
+    with pytest.raises(ParamError) as err:
+        parse_params({"image_sizes": [32, 100000], "resize": "squash"})
+    assert err.value.key.startswith("prepare.image_sizes")
+
+
+def test_a_store_larger_than_the_free_disk_is_refused_before_writing(odd_tree, tmp_path, monkeypatch):
+    import shutil as real_shutil
+
+    from stages.lib.errors import ParamError
+
+    root, expected = odd_tree
+    splits = splits_for(root, sorted(expected["decodable"]))
+    free = 3 * len(splits) * 64 * 64 * 3 // 4 // 3  # three quarters of what 64 px needs
+    monkeypatch.setattr(real_shutil, "disk_usage", lambda path: real_shutil._ntuple_diskusage(10**12, 10**12, free))
+    out = tmp_path / "prepared"
+    with pytest.raises(ParamError, match=r"prepare.image_sizes: \[64\] px for \d+ images needs .* GB free"):
+        prepare(splits, str(root), [64], "squash", out)
+    assert not out.exists() and not list(tmp_path.glob(".prepared.tmp-*"))
+    prepare(splits, str(root), [32], "squash", out)  # a quarter of that fits
+    assert read_meta(out)["image_sizes"] == [32]

@@ -103,6 +103,22 @@ def test_preflight_reports_every_bad_param_and_a_missing_dataset(tmp_path, monke
     assert code == 3 and f"FAIL dataset: dataset folder {tmp_path / 'absent'} not found" in out
 
 
+def test_preflight_reads_params_yaml_as_dvc_does(tmp_path, monkeypatch, capsys):
+    """YAML 1.2, DVC's loader: `1e-3` is a number (PyYAML: a string, a false alarm) and `yes` a
+    string (PyYAML: true, so preflight passed what the stage then refused)."""
+    text = (REPO / "params.yaml").read_text()
+    assert "learning_rate: 0.001" in text and "deterministic: true" in text
+    (tmp_path / "params.yaml").write_text(text.replace("learning_rate: 0.001", "learning_rate: 1e-3")
+                                          .replace("deterministic: true", "deterministic: yes"))
+    monkeypatch.chdir(tmp_path)
+    params = preflight.read_params(tmp_path / "params.yaml")
+    assert params["models"]["vit"]["learning_rate"] == 0.001 and params["train"]["deterministic"] == "yes"
+    assert preflight.main(["--params-only"]) == 2
+    out = capsys.readouterr().out
+    assert "FAIL train" in out and "train.deterministic" in out
+    assert not [line for line in out.splitlines() if "learning_rate" in line]
+
+
 @pytest.mark.slow
 def test_preflight_passes_where_the_products_dataset_and_weights_are_in_place(tmp_path, monkeypatch, capsys):
     """The offline setup the README describes: the dataset folder with its CSV, and the
