@@ -51,6 +51,8 @@ def main() -> None:
             f"{report['rejected']} rows unusable (see {REPORT}: missing_files, rejected_rows)",
             file=sys.stderr,
         )
+    for note in report["unused_params"]:
+        print(f"note: {note}", file=sys.stderr)
     rule = " (images_per_class: min)" if report["images_per_class_rule"] == MIN else ""
     print(
         f"balance: {report['num_classes']} classes x {report['images_per_class']} images{rule} "

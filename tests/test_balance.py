@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import struct
 import zlib
 
@@ -171,7 +172,7 @@ def test_each_skipped_file_is_reported_with_the_error_type_and_message(tree):
     }
     for rel, data in files.items():
         (root / rel).write_bytes(data)
-    os.symlink(root / "nowhere.png", root / "b" / "dangling.png")  # listed, but cannot be read
+    os.symlink(root / "nowhere.png", root / "b" / "dangling.png")  # skipped at listing (test_hostile_folders.py)
 
     manifest, report = balance(params(root, select="all", images_per_class=3))
     reasons = {f["path"]: f["reason"] for f in report["undecodable_files"]}
@@ -183,9 +184,9 @@ def test_each_skipped_file_is_reported_with_the_error_type_and_message(tree):
     assert reasons.pop("b/text.png") == \
         "cannot decode: UnidentifiedImageError: cannot identify image file (unknown format)"
     assert reasons.pop("b/truncated.png").startswith("cannot decode: OSError: ")
-    assert reasons.pop("b/dangling.png").startswith("cannot read: FileNotFoundError: [Errno 2]")
     assert reasons == {}
-    assert len(manifest) == 6 and report["undecodable"] == 6 and report["files_checked"] == 12
+    assert {f["path"]: f["reason"] for f in report["ignored_files"]}["b/dangling.png"].startswith("dangling symlink")
+    assert len(manifest) == 6 and report["undecodable"] == 5 and report["files_checked"] == 11
 
 
 def test_malformed_exif_metadata_does_not_make_an_image_undecodable(tree):
@@ -646,9 +647,9 @@ def test_main_warns_about_missing_files_and_fails_cleanly_on_bad_params(tmp_path
     bad = tmp_path / "bad"
     bad.mkdir()
     assert run_main(monkeypatch, bad, csv_params(root, labels=dict(label_column="category"))) == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
-        "error: params.yaml: balance.labels.label_column: no column 'category'"
-    )
+    *_, error, took = capsys.readouterr().err.strip().splitlines()
+    assert error.startswith("error: params.yaml: balance.labels.label_column: no column 'category'")
+    assert re.fullmatch(r"\S+: failed after \d+\.\d s", took), took
     assert list(bad.iterdir()) == []  # nothing half-written
 
 
@@ -657,3 +658,12 @@ def test_main_prints_the_resolved_k(tree, tmp_path, monkeypatch, capsys):
     assert run_main(monkeypatch, tmp_path, params(root, select="all", images_per_class="min")) == 0
     assert "2 classes x 4 images (images_per_class: min) = 8" in capsys.readouterr().out
     assert json.loads((tmp_path / "metrics/data.json").read_text())["images_per_class"] == 4
+
+
+def test_a_param_the_rule_does_not_use_is_said_out_loud(tree):
+    root = tree({"a": 3, "b": 3, "c": 3})
+    _, report = balance(params(root, select="all", num_classes=2))
+    assert report["num_classes"] == 3  # all: every class
+    assert report["unused_params"] == ["balance.num_classes=2 has no effect with select 'all' (every class is used)"]
+    _, report = balance(params(root, select="fewest", num_classes=2))
+    assert report["unused_params"] == []

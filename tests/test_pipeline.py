@@ -71,7 +71,8 @@ def test_bad_params_fail_with_the_key_and_write_nothing(repo_copy):
 
     proc = run(["python", "-m", "stages.balance"], repo_copy, check=False)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: params.yaml: balance.images_per_class: 5000")
+    *_, error, took = proc.stderr.strip().splitlines()
+    assert error.startswith("error: params.yaml: balance.images_per_class: 5000") and "failed after" in took
 
 
 def stale_stages(repo) -> set[str]:

@@ -94,6 +94,19 @@ class BalanceParams(Schema):
         return self
 
 
+def unused_keys(p: BalanceParams) -> list[str]:
+    """Keys set to a value that the selection rule does not use: said out loud (printed and in
+    metrics/data.json), never silently ignored. Not an error: the composed defaults set
+    ``num_classes`` for ``fewest``, and ``-S balance.select=all`` should just work."""
+    notes = []
+    if p.select != "fewest" and p.num_classes is not None:
+        what = "every class is used" if p.select == "all" else "class_names decides"
+        notes.append(f"balance.num_classes={p.num_classes} has no effect with select {p.select!r} ({what})")
+    if p.select != "names" and p.class_names:
+        notes.append(f"balance.class_names has no effect with select {p.select!r}")
+    return notes
+
+
 def parse_params(values: dict) -> BalanceParams:
     """Validate every key of the ``balance`` section; reads no file, so it works with no data present."""
     return parse_section(BalanceParams, values, "balance")

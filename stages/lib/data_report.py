@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from stages.lib.balance_params import BalanceParams
+from stages.lib.balance_params import BalanceParams, unused_keys
 from stages.lib.candidates import Candidates
 from stages.lib.images import ImageInfo
 
@@ -58,4 +58,5 @@ def build_report(p: BalanceParams, found: Candidates, valid: dict[str, dict[str,
         # File symlinks followed (each inside its own class folder); every link not followed is in
         # ignored_files with its reason (stages/lib/image_files.py).
         "links_followed": found.links_followed,
+        "unused_params": unused_keys(p),
     }
