@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -150,6 +151,8 @@ def test_dvc_repro_and_metrics_diff_after_a_param_change(repo_copy):
     for noise in ("absl::InitializeLog", "cudart_stub", "oneDNN custom operations", "ran out of data"):
         assert noise not in proc.stdout + proc.stderr, noise
     assert ("cuInit" in proc.stdout + proc.stderr) <= os.path.exists("/dev/nvidiactl")
+    for stage in ("prepare", "train@vit-100-0", "evaluate@mobilenet_v2-100-0"):  # each ends with its time
+        assert re.search(rf"^{re.escape(stage)}: done in \d+\.\d s$", proc.stdout, re.MULTILINE), stage
     for name in ("vit", "mobilenet_v2"):
         metrics = json.loads((repo_copy / f"metrics/eval/{name}/100pct/s0.json").read_text())
         assert METRIC_KEYS <= set(metrics) and metrics["num_test_images"] == 30  # 15 % of 10 x 20
