@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import yaml
@@ -197,3 +198,17 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
     assert stale_stages(clone) == set()
     repro = run(["dvc", "repro"], clone).stdout
     assert "Running stage" not in repro and (clone / "dvc.lock").read_text() == lock
+
+
+def test_large_outputs_are_linked_from_the_cache_not_copied(repo_copy):
+    """.dvc/config: cache.type reflink,hardlink,copy -- the prepared tensors (2.5 GB for the dogs
+    runs) are not stored twice. Here (one file system, no reflinks) they are hard links."""
+    import hashlib
+
+    run(["dvc", "repro", "prepare"], repo_copy)
+    arrays = sorted((repo_copy / "data/prepared").rglob("*.npy"))
+    assert arrays
+    for array in arrays:
+        digest = hashlib.md5(array.read_bytes()).hexdigest()
+        cached = repo_copy / ".dvc/cache/files/md5" / digest[:2] / digest[2:]
+        assert cached.is_file() and os.path.samefile(array, cached), array
