@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stage commands call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test test-fast dag params check review bench clean
+.PHONY: install repro test test-fast dag params check review prune bench clean
 
 install: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ params: install
 BASE ?= HEAD
 review: install
 	$(BIN)/python -m stages.review $(BASE)
+
+# Remove the outputs of runs and models no longer in params.yaml (after switching presets):
+# make prune (DRY=1 lists them only)
+prune: install
+	$(BIN)/python -m stages.prune $(if $(DRY),--dry-run)
 
 # Validate a preset and check its dataset and weights: make check EXP=dogs13
 check: install
