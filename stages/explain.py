@@ -169,9 +169,10 @@ def explain_model(name: str, labels: np.ndarray, paths: list[str], num_classes: 
     values = shap_maps.shap_values(model, images, cfg["masker"], cfg["shap_max_evals"], cfg["batch_size"])
     # Grad-CAM told SHAP's class (the prediction): the same class even on a float tie of two.
     cams, probs = gradcam.grad_cam(gradcam.cam_model(model, layer, path, hooks), images, values.classes)
-    return explain_figures.ModelMaps(images=images, labels=labels, classes=values.classes,
+    maps = explain_figures.ModelMaps(images=images, labels=labels, classes=values.classes,
                                      probs=probs[np.arange(len(images)), values.classes], cams=cams,
                                      shap=values.values.sum(axis=-1), layer=layer)
+    return maps, values.evaluations / len(images)
 
 
 def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) -> dict:
@@ -188,12 +189,12 @@ def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) 
     rows = select_images(frames, cfg["num_images"], cfg["seed"])
     paths, labels = ref["path"].iloc[rows].tolist(), ref["label"].to_numpy()[rows]
     details = f"SHAP: {cfg['masker']} masker, {cfg['shap_max_evals']} evaluations per image"
-    explained, seconds = {}, {}
+    explained, seconds, evaluations = {}, {}, {}
     with atomic_output(outputs.figures) as tmp:
         tmp.mkdir()
         for name in cfg["models"]:
             began = time.perf_counter()
-            explained[name] = explain_model(name, labels, paths, len(class_names), cfg, inputs)
+            explained[name], evaluations[name] = explain_model(name, labels, paths, len(class_names), cfg, inputs)
             explain_figures.model_figure(name, explained[name], class_names, details, tmp / f"{name}.png")
             seconds[name] = round(time.perf_counter() - began, 2)
             print(f"explain: {name}: Grad-CAM on {explained[name].layer}, SHAP, figure in {seconds[name]:.1f} s",
@@ -203,7 +204,10 @@ def explain(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Outputs()) 
     metrics = {"run_seed": seed, "run_percent": percent, "images": paths,
                "layers": {name: maps.layer for name, maps in explained.items()},
                "shap_max_evals": cfg["shap_max_evals"], "masker": cfg["masker"], "gradcam_score": "logit"}
-    cost = {"seconds": round(time.perf_counter() - start, 2), "per_model_seconds": seconds}
+    # What bounds the cost: images SHAP sent through each model per explained image (at most
+    # shap_max_evals plus shap's few reference calls; tests/test_explain.py).
+    cost = {"seconds": round(time.perf_counter() - start, 2), "per_model_seconds": seconds,
+            "shap_evaluations_per_image": evaluations}
     write_json(outputs.metrics, metrics)
     write_json(outputs.cost, cost)
     return {**metrics, **cost}

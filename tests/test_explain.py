@@ -161,6 +161,9 @@ def test_shap_values_have_the_image_shape_and_add_up():
     x = np.random.default_rng(4).integers(0, 256, (3, SIZE, SIZE, 3), dtype=np.uint8)
     result = shap_maps.shap_values(model, x, "blur(16,16)", max_evals=100, batch_size=32)
     assert result.values.shape == (3, SIZE, SIZE, 3)
+    # The cost is what the params say: at most max_evals model evaluations per image (padding each
+    # of shap's calls to a whole batch of 32 had sent twice as many), and the budget is used.
+    assert 3 * 50 < result.evaluations <= 3 * 100
     probs = model.predict(x, verbose=0).astype(np.float64)
     np.testing.assert_array_equal(result.classes, probs.argmax(1))
     explained = probs[np.arange(3), result.classes]
@@ -308,7 +311,10 @@ def test_explain_end_to_end(stage_inputs, tmp_path):
     metrics = explain(cfg, stage_inputs, outputs)
 
     quality, cost = json.loads(outputs.metrics.read_text()), json.loads(outputs.cost.read_text())
-    assert metrics == {**quality, **cost} and set(cost) == {"seconds", "per_model_seconds"}
+    assert metrics == {**quality, **cost} and set(cost) == {"seconds", "per_model_seconds",
+                                                             "shap_evaluations_per_image"}
+    assert set(cost["shap_evaluations_per_image"]) == set(MODELS)
+    assert all(0 < n <= 40 for n in cost["shap_evaluations_per_image"].values())  # shap_max_evals: 40
     assert {"images", "layers", "shap_max_evals", "masker", "run_seed", "run_percent"} <= set(quality)
     assert set(metrics["per_model_seconds"]) == set(MODELS) and metrics["seconds"] > 0
     assert metrics["layers"] == {"vit": "transformer_block_1", "mobilenet_v2": "block_6_expand_relu"}
