@@ -83,6 +83,8 @@ def asset_checks(params: dict) -> list[tuple[str, callable]]:
     from stages import balance, prepare, train
 
     checks = [("dataset", lambda: _check_dataset(balance.parse_params(params["balance"])))]
+    if (params.get("balance") or {}).get("labels"):  # a labels CSV: its image folder too, checked apart
+        checks.append(("dataset images", lambda: _check_image_dir(balance.parse_params(params["balance"]))))
     sizes = prepare.parse_params(params["prepare"])["image_sizes"]
     for name, values in params["models"].items():
         checks.append((f"weights of models.{name}", lambda name=name, values=values:
@@ -125,6 +127,17 @@ def _check_dataset(cfg) -> str:
            f"{cfg.labels.label_column!r}"
 
 
+def _check_image_dir(cfg) -> str:
+    """The labels CSV's image folder, as balance checks it (stages.lib.labels.check_image_dir)."""
+    from stages.lib.labels import check_image_dir
+
+    source = Path(cfg.source).expanduser()
+    if not source.is_dir():
+        raise DataError(f"dataset folder {cfg.source} not found (balance.source)")
+    folder = check_image_dir(source, cfg.labels)
+    return f"{folder}: {sum(1 for _ in folder.iterdir())} entries"
+
+
 def _build(name: str, cfg: dict) -> str:
     """Build the model as train@<name> will: loads pretrained weights from the offline caches."""
     import keras
@@ -137,13 +150,17 @@ def _build(name: str, cfg: dict) -> str:
     return f"{cfg['family']} at {cfg['image_size']} px builds ({count / 1e6:.2f} M parameters)"
 
 
-def run_checks(checks: list[tuple[str, callable]]) -> list[PipelineError]:
-    """Run every check, print one line each, and return the failures (not just the first)."""
+def run_checks(checks: list[tuple[str, callable]], known: list[PipelineError] = ()) -> list[PipelineError]:
+    """Run every check, print one line each, and return the failures (not just the first). A check
+    that fails on a problem already in ``known`` (its params did not parse) says so in one word."""
     failures = []
     for label, check in checks:
         try:
             detail = check()
         except PipelineError as err:
+            if str(err) in {str(k) for k in known}:
+                print(f"skip {label}: its params are invalid (above)", flush=True)
+                continue
             failures.append(err)
             print(f"FAIL {label}: {err}", flush=True)
         else:
@@ -181,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
 
     failures = run_checks(param_checks(params))
-    if not failures and not args.params_only:
-        failures = run_checks(asset_checks(params))
+    if not args.params_only:  # the data and weights too, whatever the params' problems: all in one run
+        failures += run_checks(asset_checks(params), known=failures)
+    else:
+        print("skip dataset and pretrained weights (--params-only): not checked", flush=True)
     if failures:
         print(f"preflight: {len(failures)} problem(s)", file=sys.stderr)
         # A params problem (exit 2) is reported over a data one (exit 3): fix params first.

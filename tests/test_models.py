@@ -293,6 +293,9 @@ def test_missing_named_vit_preset_fails_fast_offline(tmp_path, monkeypatch, no_n
     assert time.monotonic() - start < 30
     assert "vit_base_patch16_224_imagenet21k" in str(err.value)
     assert "save_to_preset" in str(err.value) and "models.vit.preset" in str(err.value)
+    # ... and, like the CNNs' message, says that random init is possible and how
+    assert "Or train from random init: set models.vit.preset to null and models.vit.size to one of tiny16" \
+        in str(err.value)
 
 
 def test_mobilevitv2_parameter_counts_and_scaling():
@@ -371,3 +374,24 @@ def test_a_bug_while_loading_a_preset_is_not_reported_as_a_missing_preset(tmp_pa
     (tmp_path / "preset").mkdir()
     with pytest.raises(TypeError, match="a bug"):
         build_model("vit", 2, 16, {"preset": str(tmp_path / "preset")})
+
+
+def test_a_random_init_vit_takes_a_named_size_and_reports_every_missing_key_at_once():
+    from stages.models.vit import SIZES, random_init_architecture
+
+    nulls = {k: None for k in ("patch_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim")}
+    with pytest.raises(ParamError) as err:  # the dogs preset's keys with preset: null and no size
+        random_init_architecture({"preset": None, **nulls}, "models.vit")
+    assert [key for key, _ in err.value.problems] == [f"models.vit.{k}" for k in nulls]  # one run, not five
+    assert "models.vit.size" in str(err.value) and "base16" in str(err.value)
+    assert random_init_architecture({**nulls, "size": "base16"}, "models.vit") == SIZES["base16"] == {
+        "patch_size": 16, "num_layers": 12, "num_heads": 12, "hidden_dim": 768, "mlp_dim": 3072}
+    assert random_init_architecture({"size": "tiny16", "num_layers": 2}, "models.vit")["num_layers"] == 2
+    assert random_init_architecture({}, "models.vit")["hidden_dim"] == 128  # the small default
+    with pytest.raises(ParamError, match="models.vit.size: unknown size 'huge16'"):
+        random_init_architecture({"size": "huge16"}, "models.vit")
+
+
+def test_a_size_is_for_random_init_only():
+    with pytest.raises(ParamError, match=r"models.vit.size: 'base16' is for random init"):
+        build_model("vit", 3, 224, {"preset": "vit_base_patch16_224_imagenet21k", "size": "base16"}, "models.vit")

@@ -119,6 +119,23 @@ def test_preflight_reads_params_yaml_as_dvc_does(tmp_path, monkeypatch, capsys):
     assert not [line for line in out.splitlines() if "learning_rate" in line]
 
 
+def test_preflight_names_a_missing_image_dir_beside_the_other_problems(tmp_path, monkeypatch, capsys):
+    """The labels CSV is fine but its image folder is `images/`, not the preset's `Images/`: preflight
+    says so (balance used to be the first to notice), next to a bad param, in one run."""
+    root = tmp_path / "flipkart"
+    (root / "images").mkdir(parents=True)
+    (root / "flipkart_com-ecommerce_sample_1050.csv").write_text(
+        "uniq_id,image,product_category_tree\n1,a.jpg,\"[\"\"Watches >> Wrist Watches\"\"]\"\n")
+    monkeypatch.chdir(REPO)
+    code = preflight.main(["+experiment=products7", f"balance.source={root}", "models.resnet50.epochs=0"])
+    out = capsys.readouterr().out
+    assert code == 2  # a params problem is reported over a data one
+    assert "FAIL models.resnet50: params.yaml: models.resnet50.epochs" in out
+    assert "ok   dataset" in out  # the CSV and its columns
+    assert (f"FAIL dataset images: params.yaml: balance.labels.image_dir: folder not found: {root / 'Images'} "
+            "(there is 'images': names are case-sensitive)") in out
+
+
 @pytest.mark.slow
 def test_preflight_passes_where_the_products_dataset_and_weights_are_in_place(tmp_path, monkeypatch, capsys):
     """The offline setup the README describes: the dataset folder with its CSV, and the

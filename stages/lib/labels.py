@@ -161,6 +161,18 @@ def label_rows(table: pd.DataFrame, labels: LabelsParams) -> tuple[list[tuple[in
     return usable, rejected, listed
 
 
+def check_image_dir(root: Path, labels: LabelsParams) -> Path:
+    """The folder the CSV's file names are relative to; a ParamError naming the key if it is
+    missing, with the folder of another case when there is one (``images/`` for ``Images/``)."""
+    folder = root / labels.image_dir
+    if folder.is_dir():
+        return folder
+    near = sorted(e.name for e in folder.parent.iterdir() if e.is_dir() and e.name.lower() == folder.name.lower()) \
+        if folder.parent.is_dir() else []
+    hint = f" (there is {near[0]!r}: names are case-sensitive)" if near else ""
+    raise ParamError("balance.labels.image_dir", f"folder not found: {folder}{hint}")
+
+
 def read_labels(root: Path, labels: LabelsParams, name_classes: Callable[[list[str]], dict[str, str]]) -> LabelListing:
     """Candidate files per class listed by the labels CSV under ``root`` (balance.source).
 
@@ -168,8 +180,7 @@ def read_labels(root: Path, labels: LabelsParams, name_classes: Callable[[list[s
     files are grouped because two labels may become one class, and a file's classes can
     only be told to conflict after that mapping.
     """
-    if not (root / labels.image_dir).is_dir():
-        raise ParamError("balance.labels.image_dir", f"folder not found: {root / labels.image_dir}")
+    check_image_dir(root, labels)
     usable, rejected, listed = label_rows(read_table(root, labels), labels)
     found = LabelListing(files={}, rejected=rejected)
 

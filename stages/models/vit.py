@@ -2,7 +2,7 @@
 
 Weights come from `preset`, not `weights`: a keras-hub preset name (loaded
 through the kagglehub cache), a local preset directory (works offline), or
-null/"" for random init from the architecture options. With a preset, the
+null/"" for random init from the architecture options or a named `size` (SIZES: base16, ...). With a preset, the
 architecture comes from the preset; architecture options given explicitly must
 agree with it. build() fills DEFAULTS itself, so pass only the user's options.
 
@@ -31,6 +31,7 @@ from stages.models import _common
 
 DEFAULTS = {
     "preset": None,
+    "size": None,  # random init: a named architecture (SIZES); explicit architecture keys win
     "patch_size": 4,
     "num_layers": 4,
     "num_heads": 4,
@@ -40,12 +41,21 @@ DEFAULTS = {
     "dropout": 0.0,
 }
 ARCHITECTURE = ("patch_size", "num_layers", "num_heads", "hidden_dim", "mlp_dim")
+# Named architectures for random init (`size: base16`): the ViT paper's (Dosovitskiy et al. 2021,
+# table 1) and DeiT's tiny/small, patch size in the name.
+SIZES = {
+    f"{name}{patch}": {"patch_size": patch, **arch}
+    for name, arch in {
+        "tiny": {"num_layers": 12, "num_heads": 3, "hidden_dim": 192, "mlp_dim": 768},
+        "small": {"num_layers": 12, "num_heads": 6, "hidden_dim": 384, "mlp_dim": 1536},
+        "base": {"num_layers": 12, "num_heads": 12, "hidden_dim": 768, "mlp_dim": 3072},
+        "large": {"num_layers": 24, "num_heads": 16, "hidden_dim": 1024, "mlp_dim": 4096},
+    }.items()
+    for patch in (16, 32)
+}
 # The architectures of the keras-hub presets the studies use, to build the same ViT with random
 # weights offline (benchmarks/study_runtime.py, via random_init_options).
-PRESET_ARCHITECTURES = {
-    "vit_base_patch16_224_imagenet21k":
-        {"patch_size": 16, "num_layers": 12, "num_heads": 12, "hidden_dim": 768, "mlp_dim": 3072},
-}
+PRESET_ARCHITECTURES = {"vit_base_patch16_224_imagenet21k": SIZES["base16"]}
 # keras-hub's layer names inside ViTBackbone.
 EMBEDDING, ENCODER = "vit_patching_and_embedding", "vit_encoder"
 
@@ -91,7 +101,8 @@ def load_preset(preset: str, is_local: bool, key: str):
             f"cannot be downloaded ({type(err).__name__}: {err}). On a connected "
             f"machine run keras_hub.models.ViTBackbone.from_preset({preset!r})"
             ".save_to_preset(<dir>), copy <dir> here and set "
-            f"{key} to it (or copy the kagglehub cache)."
+            f"{key} to it (or copy the kagglehub cache). Or train from random init: set {key} to "
+            f"null and {key.rpartition('.')[0]}.size to one of {', '.join(SIZES)} (no pretrained weights)."
         ) from err
 
 
@@ -137,6 +148,25 @@ def random_init_options(options: dict) -> dict:
     return {**options, **PRESET_ARCHITECTURES[options["preset"]], "preset": None}
 
 
+def random_init_architecture(options: dict, key_prefix: str) -> dict:
+    """The architecture of a randomly initialised ViT: each key given (not null) in ``options``,
+    else the named ``size``'s, else (no size) the small default of DEFAULTS. A key set to null with
+    no size to fill it is a problem; all such keys are reported at once, with the sizes to choose."""
+    size = options.get("size")
+    if size is not None and size not in SIZES:
+        raise ParamError(f"{key_prefix}.size", f"unknown size {size!r}; known: {', '.join(SIZES)}")
+    fallback = SIZES[size] if size is not None else {k: DEFAULTS[k] for k in ARCHITECTURE}
+    arch = {k: options[k] if options.get(k) is not None else (None if k in options and size is None
+                                                                 else fallback[k]) for k in ARCHITECTURE}
+    missing = [k for k, v in arch.items() if v is None]
+    if missing:
+        why = (f"null with preset null and no size: give it, or set {key_prefix}.size "
+               f"(one of {', '.join(SIZES)}) for a named architecture")
+        problems = [(f"{key_prefix}.{k}", why) for k in missing]
+        raise ParamError(*problems[0], problems=problems)
+    return {k: _common.check_int(v, f"{key_prefix}.{k}") for k, v in arch.items()}
+
+
 def build(num_classes: int, image_size: int, options: dict, key_prefix: str):
     if "weights" in options:
         raise ParamError(
@@ -148,7 +178,7 @@ def build(num_classes: int, image_size: int, options: dict, key_prefix: str):
     preset, is_local = resolve_preset(opts["preset"], f"{key_prefix}.preset")
 
     if preset is None:
-        arch = {k: _common.check_int(opts[k], f"{key_prefix}.{k}") for k in ARCHITECTURE}
+        arch = random_init_architecture(options, key_prefix)
         if image_size % arch["patch_size"]:
             raise ParamError(
                 f"{key_prefix}.image_size",
@@ -164,6 +194,9 @@ def build(num_classes: int, image_size: int, options: dict, key_prefix: str):
         )
         scale, offset = 1 / 127.5, -1.0  # the [-1, 1] convention of ViT presets
     else:
+        if opts["size"] is not None:
+            raise ParamError(f"{key_prefix}.size", f"{opts['size']!r} is for random init (preset null); with "
+                                                   f"preset {preset} the architecture is the preset's")
         base = load_preset(preset, is_local, f"{key_prefix}.preset")
         check_against_preset(base, options, preset, image_size, key_prefix)
         scale, offset = preset_scaling(preset)
