@@ -9,6 +9,7 @@ import os
 import re
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -667,3 +668,30 @@ def test_a_param_the_rule_does_not_use_is_said_out_loud(tree):
     assert report["unused_params"] == ["balance.num_classes=2 has no effect with select 'all' (every class is used)"]
     _, report = balance(params(root, select="fewest", num_classes=2))
     assert report["unused_params"] == []
+
+
+@pytest.mark.slow  # a 75-megapixel JPEG, verified in a fresh process
+def test_a_huge_jpeg_is_verified_at_reduced_scale_with_its_full_size_and_orientation(tmp_path):
+    """Every byte is decoded (truncation still fails), at 1/8 scale: the pixels alone at full size
+    are 225 MB (a 94-MP photo took 803 MB per worker); width and height are the upright full size."""
+    import subprocess
+    import sys
+
+    small = Image.fromarray(np.random.default_rng(0).integers(0, 255, (75, 100, 3), dtype=np.uint8))
+    big = small.resize((10000, 7500))
+    exif = big.getexif()
+    exif[0x0112] = 6  # displayed rotated by 90 degrees
+    big.save(tmp_path / "big.jpg", quality=90, exif=exif)
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "big.jpg").read_bytes()[:3_000_000])
+    code = (f"import sys; sys.path.insert(0, {str(Path(stage_module.__file__).parents[1])!r})\n"
+            "from stages.lib.images import inspect_image, BadImage\n"
+            f"info = inspect_image({str(tmp_path / 'big.jpg')!r})\n"
+            # VmHWM: this process's peak (ru_maxrss would carry the forking pytest's over the exec)
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+            "print(info.width, info.height, int(hwm) // 1024)\n"
+            f"try:\n    inspect_image({str(tmp_path / 'cut.jpg')!r})\nexcept BadImage as err:\n    print('bad', err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    width, height, peak_mb = map(int, out[0].split())
+    assert (width, height) == (7500, 10000)
+    assert peak_mb < 200, f"peak RSS {peak_mb} MB: decoded at full size?"
+    assert out[1].startswith("bad cannot decode")
