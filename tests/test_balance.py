@@ -516,7 +516,7 @@ def test_missing_files_and_unusable_rows_are_reported_not_fatal(tmp_path):
     assert "outside" in reasons["../../outside.jpg"] and "absolute" in reasons["/etc/passwd"]
     assert reasons["Images/no_label.jpg"] == "empty label" and reasons[""] == "empty file name"
     assert report["rejected"] == 4 and report["conflicting_files"] == 0
-    assert report["unlisted"] == 1  # unlisted.jpg is on disk but not in the CSV
+    assert report["unlisted"] == 1 and report["unlisted_files"] == ["Images/unlisted.jpg"]  # named, not counted
     assert set(manifest["path"]) <= {f"Images/{n}" for n in listed}
     assert json.loads(json.dumps(report, allow_nan=False)) == report
 

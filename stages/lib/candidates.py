@@ -29,7 +29,7 @@ class Candidates:
     missing: list[dict] = field(default_factory=list)  # CSV: listed but not on disk
     rejected: list[dict] = field(default_factory=list)  # CSV: rows that cannot be used
     conflicting: int = 0  # CSV: files listed with different classes, all their rows rejected
-    unlisted: int = 0  # CSV: images under image_dir that the CSV does not list
+    unlisted: list[str] = field(default_factory=list)  # CSV: images under image_dir it does not list
     renamed_from: dict[str, str] = field(default_factory=dict)  # class name -> folder / label it came from
     links_followed: list[dict] = field(default_factory=list)  # folders: file symlinks inside their class folder
 

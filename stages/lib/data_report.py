@@ -47,7 +47,7 @@ def build_report(p: BalanceParams, found: Candidates, valid: dict[str, dict[str,
         "missing": len(found.missing),
         "rejected": len(found.rejected),
         "conflicting_files": found.conflicting,
-        "unlisted": found.unlisted,
+        "unlisted": len(found.unlisted),
         "duplicate_groups": int((groups.size() > 1).sum()),
         "duplicate_files": len(dup),
         "cross_class_duplicate_groups": int((dup.groupby("sha256")["label"].nunique() > 1).sum()),
@@ -57,6 +57,7 @@ def build_report(p: BalanceParams, found: Candidates, valid: dict[str, dict[str,
         "rejected_rows": found.rejected,
         # File symlinks followed (each inside its own class folder); every link not followed is in
         # ignored_files with its reason (stages/lib/image_files.py).
+        "unlisted_files": found.unlisted,  # named, not only counted
         "links_followed": found.links_followed,
         "unused_params": unused_keys(p),
     }

@@ -65,7 +65,7 @@ class LabelListing:
     missing: list[dict] = field(default_factory=list)  # listed but not on disk
     rejected: list[dict] = field(default_factory=list)  # rows that cannot be used, by row number
     conflicting: int = 0  # files listed with different classes, all their rows rejected
-    unlisted: int = 0  # images under image_dir that the CSV does not list
+    unlisted: list[str] = field(default_factory=list)  # images under image_dir the CSV does not list
 
 
 def parse_labels(values: object) -> LabelsParams | None:
@@ -212,5 +212,5 @@ def read_labels(root: Path, labels: LabelsParams, name_classes: Callable[[list[s
     found.rejected.sort(key=lambda r: r["row"])
     found.files = {name: sorted(files) for name, files in sorted(found.files.items())}
     on_disk, _, _ = list_class_files(root, labels.image_dir)
-    found.unlisted = len(set(on_disk) - listed)
+    found.unlisted = sorted(set(on_disk) - listed)
     return found
