@@ -101,6 +101,7 @@ def overview_figure(models: Mapping[str, ModelMaps], rows: Sequence[int], class_
         _thumb(axes[r, 0], first.images[i], _wrap(f"true {class_names[first.labels[i]]}", 20))
         for m, (name, maps) in enumerate(models.items()):
             pred, color = _prediction(maps, i, class_names)
+            pred = _wrap(pred, 18)  # long class names ("Home Furnishing") overlapped the next panel's title
             top = f"{name}\n" if r == 0 else ""
             cam_panel(axes[r, 1 + 2 * m], maps.images[i], maps.cams[i], f"{top}Grad-CAM\n{pred}", color)
             shap_panel(axes[r, 2 + 2 * m], maps.images[i], maps.shap[i], f"{top}SHAP\n{pred}", color)
