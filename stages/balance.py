@@ -21,7 +21,7 @@ from stages.lib.errors import run_stage
 from stages.lib.files import write_csv, write_json
 from stages.lib.params import stage_params
 from stages.lib.selection import check_files_suffice, choose_classes, choose_images, resolve_min
-from stages.lib.verify import verify
+from stages.lib.verify import reject_cross_class_duplicates, verify
 
 MANIFEST = "data/manifest.csv"
 REPORT = "metrics/data.json"
@@ -34,11 +34,14 @@ def balance(values: dict) -> tuple[pd.DataFrame, dict]:
     found = find_candidates(root, p)
     check_files_suffice(found.files, p.images_per_class)
     valid, undecodable = verify(root, found.files)
+    conflicts = []
+    if p.cross_class_duplicates == "reject":
+        valid, conflicts = reject_cross_class_duplicates(valid)
     counts = {c: len(valid[c]) for c in found.files}
     k = resolve_min(counts, p.select, list(p.class_names)) if p.images_per_class == MIN else p.images_per_class
     chosen = choose_classes(counts, p.select, k, p.num_classes or 0, list(p.class_names))
     manifest = build_manifest({name: choose_images(list(valid[name]), k, p.seed) for name in chosen}, valid)
-    return manifest, build_report(p, found, valid, undecodable, chosen, k, manifest)
+    return manifest, build_report(p, found, valid, undecodable, chosen, k, manifest, conflicts)
 
 
 def main() -> None:

@@ -695,3 +695,30 @@ def test_a_huge_jpeg_is_verified_at_reduced_scale_with_its_full_size_and_orienta
     assert (width, height) == (7500, 10000)
     assert peak_mb < 200, f"peak RSS {peak_mb} MB: decoded at full size?"
     assert out[1].startswith("bad cannot decode")
+
+
+def test_identical_bytes_under_two_classes_are_rejected_in_both_input_forms(tree, tmp_path):
+    """A photo filed under cat and dog: which label is right cannot be told, so every copy goes
+    (the default, balance.cross_class_duplicates: reject) and is listed; `keep` keeps each."""
+    root = tree({"cat": 4, "dog": 4, "bird": 4})
+    (root / "dog" / "same_as_cat.png").write_bytes((root / "cat" / "img_000.png").read_bytes())
+    manifest, report = balance(params(root, select="all", images_per_class=3))
+    assert "cat/img_000.png" not in set(manifest["path"]) and "dog/same_as_cat.png" not in set(manifest["path"])
+    rejected = {r["path"]: r for r in report["cross_class_rejected_files"]}
+    assert set(rejected) == {"cat/img_000.png", "dog/same_as_cat.png"} and report["cross_class_rejected"] == 2
+    assert rejected["cat/img_000.png"]["reason"] == "identical bytes also in class dog: one file, one label"
+    assert report["cross_class_duplicate_groups"] == 0 and report["files_checked"] == 13
+    _, report = balance(params(root, select="all", images_per_class=3, cross_class_duplicates="keep"))
+    assert report["cross_class_rejected_files"] == [] and report["classes"]["dog"]["decodable"] == 5
+    with pytest.raises(ParamError, match="balance.cross_class_duplicates"):
+        balance(params(root, select="all", images_per_class=3, cross_class_duplicates="maybe"))
+
+    # The labels-CSV form: two file names, the same bytes, two labels -> both rejected the same way.
+    rows = product_rows(TREES)
+    products = make_products(tmp_path / "flipkart", rows)
+    first, other = rows[0], next(r for r in rows if r["product_category_tree"].split(">>")[0].strip("[\"' ")
+                                 != rows[0]["product_category_tree"].split(">>")[0].strip("[\"' "))
+    (products / "Images" / other["image"]).write_bytes((products / "Images" / first["image"]).read_bytes())
+    _, report = balance(csv_params(products, images_per_class=2))
+    assert {r["path"] for r in report["cross_class_rejected_files"]} == {f"Images/{first['image']}",
+                                                                         f"Images/{other['image']}"}

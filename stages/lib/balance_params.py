@@ -72,6 +72,7 @@ class BalanceParams(Schema):
     class_names: Annotated[Any, AfterValidator(check_class_names)] = ()
     class_name_pattern: Annotated[Any, AfterValidator(parse_pattern)] = None
     labels: LabelsParams | None = None  # None: classes are the sub-folders of source
+    cross_class_duplicates: Literal["reject", "keep"] = "reject"
 
     @field_validator("labels", mode="before")
     @classmethod

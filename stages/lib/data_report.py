@@ -23,7 +23,8 @@ def build_manifest(selected: dict[str, list[str]], valid: dict[str, dict[str, Im
 
 
 def build_report(p: BalanceParams, found: Candidates, valid: dict[str, dict[str, ImageInfo]],
-                 undecodable: list[dict], chosen: list[str], k: int, manifest: pd.DataFrame) -> dict:
+                 undecodable: list[dict], chosen: list[str], k: int, manifest: pd.DataFrame,
+                 cross_class: list[dict] = ()) -> dict:
     """The data report (metrics/data.json): ``chosen`` classes (label order), K and ``manifest``."""
     groups = manifest.groupby("sha256")
     dup = groups.filter(lambda g: len(g) > 1)
@@ -41,7 +42,7 @@ def build_report(p: BalanceParams, found: Candidates, valid: dict[str, dict[str,
         "num_classes": len(chosen),
         "num_images": len(manifest),
         "classes": classes,
-        "files_checked": sum(len(v) for v in valid.values()) + len(undecodable),
+        "files_checked": sum(len(v) for v in valid.values()) + len(undecodable) + len(cross_class),
         "undecodable": len(undecodable),
         "ignored": len(found.ignored),
         "missing": len(found.missing),
@@ -58,6 +59,9 @@ def build_report(p: BalanceParams, found: Candidates, valid: dict[str, dict[str,
         # File symlinks followed (each inside its own class folder); every link not followed is in
         # ignored_files with its reason (stages/lib/image_files.py).
         "unlisted_files": found.unlisted,  # named, not only counted
+        "cross_class_duplicates": p.cross_class_duplicates,
+        "cross_class_rejected": len(cross_class),
+        "cross_class_rejected_files": list(cross_class),
         "links_followed": found.links_followed,
         "unused_params": unused_keys(p),
     }

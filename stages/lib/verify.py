@@ -32,3 +32,24 @@ def verify(root: Path, files: dict[str, list[str]]) -> tuple[dict[str, dict[str,
             else:
                 valid[name][rel] = result
     return valid, undecodable
+
+
+def reject_cross_class_duplicates(valid: dict[str, dict[str, ImageInfo]]) -> tuple[dict[str, dict[str, ImageInfo]], list[dict]]:
+    """Drop every file whose bytes are also a file of another class (``balance.cross_class_duplicates:
+    reject``): which label is right cannot be told, in either input form -- the labels CSV already
+    rejects one file listed under two labels. Returns (the rest, the rejected with the other classes)."""
+    classes_of: dict[str, set[str]] = {}
+    for name, files in valid.items():
+        for info in files.values():
+            classes_of.setdefault(info.sha256, set()).add(name)
+    kept, rejected = {}, []
+    for name, files in valid.items():
+        kept[name] = {}
+        for rel, info in files.items():
+            others = sorted(classes_of[info.sha256] - {name})
+            if others:
+                rejected.append({"path": rel, "class": name, "sha256": info.sha256,
+                                 "reason": f"identical bytes also in class {', '.join(others)}: one file, one label"})
+            else:
+                kept[name][rel] = info
+    return kept, sorted(rejected, key=lambda r: r["path"])
