@@ -490,3 +490,23 @@ def test_one_size_says_how_to_get_a_curve(tmp_path):
                            inputs, outputs)
     assert "One training-set size only" in summary["data_size"]["statement"]
     assert len(pd.read_csv(outputs.data_size_csv)) == 2 and (outputs.figures / "data_size.png").is_file()
+
+
+def test_the_verdict_follows_the_main_metric_when_accuracy_and_macro_f1_disagree(tmp_path):
+    """vit's macro-F1 is 0.1 above mobilenet_v2's in every run, its accuracy the same within noise:
+    with macro_f1 as the main metric the verdict is a win, with accuracy no difference -- each from
+    the paired test of its own metric over the seeds, never the other's."""
+    inputs = write_inputs(tmp_path / "in")
+    for seed, noise in zip(SEEDS, (0.02, -0.03, 0.01)):
+        other = json.loads(layout.eval_metrics_path("mobilenet_v2", seed, inputs.eval, percent=100).read_text())
+        path = layout.eval_metrics_path("vit", seed, inputs.eval, percent=100)
+        path.write_text(json.dumps({**json.loads(path.read_text()), "accuracy": other["accuracy"] + noise}))
+    verdicts = {}
+    for metric in ("macro_f1", "accuracy"):
+        summary = build_report(parse_params({**PARAMS, "report": {**PARAMS["report"], "primary_metric": metric}}),
+                               inputs, outputs_in(tmp_path / metric))
+        pair = summary["pairs"]["vit_vs_mobilenet_v2"]
+        assert pair["metric"] == metric
+        verdicts[metric] = pair["verdict"]
+    assert verdicts["macro_f1"].startswith("vit better than mobilenet_v2 on macro-F1 by +0.100")
+    assert verdicts["accuracy"].startswith("no significant difference between vit and mobilenet_v2 on accuracy")
