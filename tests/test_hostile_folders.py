@@ -12,6 +12,7 @@ cannot hash, all at once.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import REPO, make_tree, png_bytes, run
@@ -31,9 +33,10 @@ pytestmark = pytest.mark.timeout(300)  # a hang is a failure, not a stuck CI job
 
 
 def hostile_tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
-    """Classes cat/dog/bird (4 images each) plus every kind of link and special file in cat.
+    """Classes cat (4 images), dog and bird (5), odd (every awkward image kind); every kind of link and
+    special file in cat; a duplicate across classes; hidden files and folders, __MACOSX.
     Returns the source root and the reason expected for each skipped entry."""
-    root = make_tree(tmp_path / "source", {"cat": 4, "dog": 4, "bird": 4})
+    root = make_tree(tmp_path / "source", {"cat": 4, "dog": 5, "bird": 5})
     cat = root / "cat"
     names = sorted(p.name for p in cat.iterdir())
     outside = tmp_path / "elsewhere.png"
@@ -50,6 +53,12 @@ def hostile_tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     (cat / "to_fifo.jpg").symlink_to("fifo.jpg")          # a link to a special file
     (cat / "alias.png").symlink_to(names[0])              # inside its own class: followed
     (root / "all_classes").symlink_to(".")                # a top-level loop: would file everything as a class
+    expected_bad = odd_class(root / "odd")
+    (root / "bird" / "dup_of_dog.png").write_bytes((root / "dog" / "img_000.png").read_bytes())  # two labels
+    (root / "__MACOSX" / "cat").mkdir(parents=True)
+    (root / "__MACOSX" / "cat" / "._img_000.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (cat / ".thumbnails").mkdir()
+    (cat / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
     expected = {
         "cat/fifo.jpg": "not a regular file (fifo)",
         "cat/socket.png": "not a regular file (socket)",
@@ -60,8 +69,59 @@ def hostile_tree(tmp_path: Path) -> tuple[Path, dict[str, str]]:
         "cat/dog_photo.png": "symlink leaving its class folder",
         "cat/to_fifo.jpg": "symlink to something that is not a regular file",
         "all_classes/": "directory symlink: not followed",
+        "__MACOSX/": "hidden folder",
+        "cat/.thumbnails/": "hidden folder",
+        "cat/.DS_Store": "hidden file",
+        "odd/readme.txt": "not an image extension",
+        **expected_bad,
     }
     return root, expected
+
+
+def odd_class(odd: Path) -> dict[str, str]:
+    """A class folder holding every awkward image kind; returns the reason expected for the bad ones
+    (the rest decode: palette, animated GIF, CMYK, 16-bit, RGBA, EXIF-rotated, a 12-MP photo, a PNG
+    named .jpg, non-ASCII and shell-metacharacter names)."""
+    from PIL import Image
+
+    from test_balance import png_header
+
+    odd.mkdir()
+
+    def encode(img, fmt, **kw):
+        buf = io.BytesIO()
+        img.save(buf, format=fmt, **kw)
+        return buf.getvalue()
+
+    good_jpeg = encode(Image.new("RGB", (40, 30), (10, 200, 30)), "JPEG")
+    rotated = Image.new("RGB", (20, 10), (200, 0, 0))
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    frames = [Image.new("P", (16, 16), i) for i in (1, 2)]
+    anim = io.BytesIO()
+    frames[0].save(anim, format="GIF", save_all=True, append_images=frames[1:])
+    files = {
+        "palette.png": encode(Image.new("P", (16, 16), 3), "PNG"),
+        "animated.gif": anim.getvalue(),
+        "cmyk.jpg": encode(Image.new("CMYK", (16, 16), (0, 255, 255, 0)), "JPEG"),
+        "gray16.png": encode(Image.fromarray(np.full((16, 16), 32896, np.uint16)), "PNG"),
+        "rgba.png": encode(Image.new("RGBA", (16, 16), (0, 0, 0, 0)), "PNG"),
+        "exif_rotated.jpg": encode(rotated, "JPEG", exif=exif),
+        "photo_12mp.jpg": encode(Image.new("RGB", (4000, 3000), (90, 90, 200)), "JPEG"),
+        "png_named.jpg": encode(Image.new("RGB", (16, 16), (1, 2, 3)), "PNG"),
+        "ñandú 日本.png": encode(Image.new("RGB", (16, 16), (4, 5, 6)), "PNG"),
+        "$(touch pwned); rm -rf x & `id` | 'q'.png": encode(Image.new("RGB", (16, 16), (7, 8, 9)), "PNG"),
+        "truncated.jpg": good_jpeg[: len(good_jpeg) // 2],
+        "empty.jpg": b"",
+        "notes.jpg": b"this is a text file, not a JPEG\n",
+        "page.png": b"<!DOCTYPE html><html><body>403 Forbidden</body></html>",
+        "bomb.png": png_header(100_000, 100_000),
+        "readme.txt": b"notes",
+    }
+    for name, data in files.items():
+        (odd / name).write_bytes(data)
+    return {"odd/truncated.jpg": "cannot decode", "odd/empty.jpg": "empty file", "odd/notes.jpg": "cannot",
+            "odd/page.png": "cannot", "odd/bomb.png": "DecompressionBombError"}
 
 
 def snapshot(root: Path) -> list[tuple]:
@@ -99,14 +159,19 @@ def test_balance_on_a_hostile_read_only_tree_reports_every_kind_and_changes_noth
                 os.chmod(Path(dirpath, name), 0o444)
     before = snapshot(root)
     manifest, report = balance(dict(source=str(root), select="all", images_per_class=4, seed=0))
-    assert sorted(manifest["class_name"].unique()) == ["bird", "cat", "dog"]  # no class "all_classes"
+    assert sorted(manifest["class_name"].unique()) == ["bird", "cat", "dog", "odd"]  # no "all_classes"
     # cat's images are cat's: a dog photo reached through a link is never labelled cat
     dog_hashes = set(manifest[manifest["class_name"] == "dog"]["sha256"])
     assert not dog_hashes & set(manifest[manifest["class_name"] == "cat"]["sha256"])
-    reasons = {f["path"]: f["reason"] for f in report["ignored_files"]}
+    reasons = {f["path"]: f["reason"] for f in report["ignored_files"] + report["undecodable_files"]}
     for path, why in expected.items():
         assert why in reasons.get(path, ""), (path, reasons.get(path))
     assert [link["path"] for link in report["links_followed"]] == ["cat/alias.png"]
+    assert {r["path"] for r in report["cross_class_rejected_files"]} == {"bird/dup_of_dog.png", "dog/img_000.png"}
+    assert report["classes"]["odd"]["decodable"] == 10  # every kind that decodes, decodes
+    odd = manifest[manifest["class_name"] == "odd"]
+    assert len(odd) == 4 and not (set(odd["path"]) & set(expected))
+    assert not (root.parent / "pwned").exists() and not Path("pwned").exists()  # a name is never a command
     assert json.loads(json.dumps(report)) == report
     assert snapshot(root) == before
 
@@ -143,7 +208,9 @@ def test_the_stages_run_on_a_hostile_folder_and_preflight_names_the_blockers(rep
                               capture_output=True, text=True, timeout=240)
         assert proc.returncode == 0, (stage, proc.stderr[-2000:])
     report = json.loads((repo_copy / "metrics/data.json").read_text())
-    assert report["num_classes"] == 3 and report["num_images"] == 12
+    assert report["num_classes"] == 4 and report["num_images"] == 16
+    reasons = {f["path"]: f["reason"] for f in report["ignored_files"] + report["undecodable_files"]}
+    assert all(why in reasons.get(path, "") for path, why in expected.items()), reasons
     assert snapshot(root) == before
     proc = subprocess.run([sys.executable, "-m", "stages.preflight"], cwd=repo_copy, env=env,
                           capture_output=True, text=True, timeout=240)
