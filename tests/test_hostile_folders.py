@@ -199,7 +199,7 @@ def test_the_stages_run_on_a_hostile_folder_and_preflight_names_the_blockers(rep
 
     values = yaml.safe_load(params.read_text())
     values["balance"].update(source=str(root), select="all", images_per_class=4)
-    values["split"].update(train=6, val=3, test=3)
+    values["split"].update(train=8, val=4, test=4)  # of 16 images: 2 / 1 / 1 per class
     params.write_text(yaml.safe_dump(values, sort_keys=False))
     env = dict(os.environ, PYTHONPATH=str(repo_copy))
     # DVC would wait on the FIFO while hashing balance's deps: the stage commands themselves, bounded.

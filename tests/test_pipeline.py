@@ -201,8 +201,8 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
 
 
 def test_large_outputs_are_linked_from_the_cache_not_copied(repo_copy):
-    """.dvc/config: cache.type reflink,hardlink,copy -- the prepared tensors (2.5 GB for the dogs
-    runs) are not stored twice. Here (one file system, no reflinks) they are hard links."""
+    """.dvc/config: cache.type hardlink,copy -- the prepared tensors (2.5 GB for the dogs runs) are
+    not stored twice: the workspace files are the cache's (with reflink first, DVC copied them)."""
     import hashlib
 
     run(["dvc", "repro", "prepare"], repo_copy)
