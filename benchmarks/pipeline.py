@@ -9,7 +9,7 @@ time of its `dvc repro` call: the stage itself plus DVC's hashing, caching and l
 writing, i.e. what the user waits for. Nothing is reused from this checkout's outputs
 or DVC cache.
 
-    python benchmarks/pipeline.py [--stages digits balance split prepare] [--keep] [--workdir DIR] [--out CSV]
+    python benchmarks/pipeline.py [--stages embedded@digits balance split prepare] [--keep] [--workdir DIR] [--out CSV]
 
 Prints one line per stage as it finishes, then the total and the five slowest stages;
 results are also written to benchmarks/pipeline.csv (one row per stage and a `total` row).
@@ -93,7 +93,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", nargs="+", metavar="PREFIX",
                         help="run only stages whose name starts with one of these (their upstream stages too, "
-                             "or they fail for missing inputs), e.g. --stages digits balance split prepare")
+                             "or they fail for missing inputs), e.g. --stages embedded@digits balance split prepare")
     parser.add_argument("--workdir", type=Path, help="make the scratch copy here (absent or empty) instead of in "
                                                      "a temp dir; removed afterwards unless --keep")
     parser.add_argument("--keep", action="store_true", help="keep the scratch copy afterwards")

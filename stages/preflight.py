@@ -26,7 +26,9 @@ from stages.lib.errors import DataError, ParamError, PipelineError
 
 PARAMS_FILE = Path("params.yaml")
 CONF_DIR, CONFIG_NAME = Path("conf"), "config"  # DVC's defaults (hydra.config_dir / config_name)
-SECTIONS = ("balance", "split", "prepare", "study", "train", "models", "evaluate", "report", "explain")
+# The datasets a stage writes itself (stages/<name>.py -> data/raw/<name>), for `embedded`.
+EMBEDDED_DATASETS = ("digits",)
+SECTIONS = ("embedded", "balance", "split", "prepare", "study", "train", "models", "evaluate", "report", "explain")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # becomes train@<name> and file names
 
 
@@ -53,6 +55,7 @@ def param_checks(params: dict) -> list[tuple[str, callable]]:
 
     checks = [
         ("params", lambda: _known_sections(params)),
+        ("embedded", lambda: _check_embedded(params)),
         ("balance", lambda: balance.parse_params(params.get("balance"))),
         ("split", lambda: split.parse_params(params.get("split"))),
         ("prepare", sizes),
@@ -96,6 +99,22 @@ def _known_sections(params: dict) -> None:
     unknown = sorted(set(params) - set(SECTIONS))
     if unknown:
         raise ParamError(unknown[0], f"unknown section; known: {', '.join(SECTIONS)}")
+
+
+def _check_embedded(params: dict) -> None:
+    """`embedded` lists datasets the pipeline writes (stages/<name>.py -> data/raw/<name>); a
+    balance.source that one of them would write must have it listed, or nothing writes it."""
+    names = params.get("embedded", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ParamError("embedded", f"expected a list of dataset names (e.g. [digits] or []), got {names!r}")
+    for name in names:
+        if name not in EMBEDDED_DATASETS:
+            raise ParamError("embedded", f"{name!r} is not an embedded dataset; known: {', '.join(EMBEDDED_DATASETS)}")
+    source = Path(str((params.get("balance") or {}).get("source", ""))).as_posix().rstrip("/")
+    for name in sorted(set(EMBEDDED_DATASETS) - set(names)):
+        if source == f"data/raw/{name}":
+            raise ParamError("embedded", f"balance.source is {source}, written by the embedded@{name} stage, "
+                             f"which `embedded` does not list: add {name!r} (`-S 'embedded=[{name}]'`)")
 
 
 def _fail(key: str, message: str) -> None:

@@ -17,6 +17,7 @@ import yaml
 from stages.family import fingerprint
 from stages.lib.code_deps import PACKAGE_MARKERS, local_imports
 from stages.models import available_models
+from stages.preflight import EMBEDDED_DATASETS
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = "stages/models/__init__.py"
@@ -24,7 +25,16 @@ FAMILY_DEP = "data/families/${item.model}.json"
 
 
 def dvc_stages() -> dict:
-    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    """dvc.yaml's stages; a `foreach` one (embedded@<name>) expanded for every dataset it can take."""
+    stages = {}
+    for name, stage in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
+        if "foreach" not in stage:
+            stages[name] = stage
+            continue
+        assert stage["foreach"] == "${embedded}", name
+        for item in EMBEDDED_DATASETS:
+            stages[f"{name}@{item}"] = yaml.safe_load(yaml.safe_dump(stage["do"]).replace("${item}", item))
+    return stages
 
 
 def stage_module(stage: dict) -> str:

@@ -42,6 +42,37 @@ def test_a_dead_runs_temporary_is_removed_and_a_live_ones_is_kept(tmp_path):
     assert (tmp_path / "s0.keras").read_text() == "model"
 
 
+# A stage whose signal lands in an at-fork hook (as one did in logging's, while prepare started its
+# worker pool): Python prints "Exception ignored" for an exception raised there and goes on.
+_SIGNAL_IN_FORK_HOOK = """
+import os, signal, sys, time
+from stages.lib.errors import run_stage
+from stages.lib.files import atomic_output
+
+def main():
+    with atomic_output("out.txt") as tmp:
+        tmp.write_text("half")
+        os.register_at_fork(after_in_parent=lambda: (os.kill(os.getpid(), signal.{sig}), time.sleep(0.5)))
+        if os.fork() == 0:
+            os._exit(0)
+        os.wait()
+        tmp.write_text("whole")
+
+run_stage(main)
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_whose_exception_python_swallows_still_fails_the_stage_and_publishes_nothing(tmp_path, sig):
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_IN_FORK_HOOK.format(sig=sig.name)], cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])),
+                          capture_output=True, text=True, timeout=120)
+    assert "Exception ignored" in proc.stderr  # the case: the handler's exception was swallowed
+    assert proc.returncode == 128 + sig, proc.stderr
+    assert f"interrupted ({sig.name})" in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither the output nor its temporary
+
+
 def _interrupt(cmd: list[str], cwd: Path, marker, sig: int, timeout: float = 300) -> int:
     """Start ``cmd``, send ``sig`` once ``marker()`` (the stage is writing) holds, return its exit code."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

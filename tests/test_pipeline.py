@@ -36,7 +36,7 @@ def test_default_pipeline_runs_is_clean_and_reproducible(repo_copy):
     assert "up to date" in run(["dvc", "status", "--with-deps", "prepare"], repo_copy).stdout
     dot = run(["dvc", "dag", "--dot"], repo_copy).stdout
     edges = set(re.findall(r'"?([\w@.-]+)"?\s*->\s*"?([\w@.-]+)"?', dot))
-    assert {("digits", "balance"), ("balance", "split"), ("split", "prepare")} <= edges, dot
+    assert {("embedded@digits", "balance"), ("balance", "split"), ("split", "prepare")} <= edges, dot
 
     # Same seed, same bytes: a forced re-run reproduces every output hash.
     before = lock_outs(repo_copy)
@@ -54,7 +54,7 @@ def test_user_folder_with_awkward_files(repo_copy, tmp_path):
     expected = make_odd_tree(source)
     set_params(repo_copy, "balance", source=str(source), select="all", images_per_class=4)
     set_params(repo_copy, "split", train=6, val=3, test=3)
-    run(["dvc", "repro", "digits", "prepare"], repo_copy)
+    run(["dvc", "repro", "embedded@digits", "prepare"], repo_copy)
     report = json.loads((repo_copy / "metrics/data.json").read_text())
     assert {f["path"] for f in report["undecodable_files"]} == expected["undecodable"]
     assert report["num_classes"] == 3 and report["num_images"] == 12

@@ -103,6 +103,19 @@ def test_preflight_reports_every_bad_param_and_a_missing_dataset(tmp_path, monke
     assert code == 3 and f"FAIL dataset: dataset folder {tmp_path / 'absent'} not found" in out
 
 
+def test_embedded_data_is_written_only_where_balance_reads_it(monkeypatch, capsys):
+    """Presets read their own folder and list no embedded dataset (no embedded@digits stage, see
+    the DAG test); dropping digits while balance still reads data/raw/digits is named up front."""
+    monkeypatch.chdir(REPO)
+    assert preflight.main(["embedded=[]", "--params-only"]) == 2
+    out = capsys.readouterr().out
+    assert ("FAIL embedded: params.yaml: embedded: balance.source is data/raw/digits, written by the "
+            "embedded@digits stage, which `embedded` does not list") in out
+    assert preflight.main(["embedded=[mnist]", "--params-only"]) == 2
+    assert "'mnist' is not an embedded dataset; known: digits" in capsys.readouterr().out
+    assert preflight.main(["embedded=[]", "balance.source=/data/mine", "--params-only"]) == 0
+
+
 def test_preflight_reads_params_yaml_as_dvc_does(tmp_path, monkeypatch, capsys):
     """YAML 1.2, DVC's loader: `1e-3` is a number (PyYAML: a string, a false alarm) and `yes` a
     string (PyYAML: true, so preflight passed what the stage then refused)."""
@@ -190,7 +203,7 @@ def test_preset_gives_the_expected_dag_with_readable_stage_names(preset, repo_co
     runs = [(m, f"{m}-{p}-{s}") for m in models for p in percents for s in seeds]
     per_run = {f"{stage}@{r}" for stage in ("train", "evaluate") for _, r in runs}
     per_model = {f"{stage}@{m}" for stage in ("family", "features") for m in models}
-    assert nodes == {"digits", "balance", "split", "prepare", "report", "explain"} | per_run | per_model
+    assert nodes == {"balance", "split", "prepare", "report", "explain"} | per_run | per_model
     assert {("balance", "split"), ("split", "prepare")} <= edges
     for m, r in runs:
         assert {("prepare", f"features@{m}"), (f"features@{m}", f"train@{r}"), ("prepare", f"train@{r}"),
@@ -199,7 +212,7 @@ def test_preset_gives_the_expected_dag_with_readable_stage_names(preset, repo_co
                 (f"train@{r}", "explain"), (f"evaluate@{r}", "explain"), (f"family@{m}", "explain")} <= edges, r
     # each run depends on its own model's family only
     assert not {(f"family@{other}", f"train@{r}") for m, r in runs for other in models if other != m} & edges
-    assert ("digits", "balance") not in edges  # the study reads its own dataset folder
+    assert not [n for n in nodes if n.startswith("embedded")]  # it reads its own folder: digits are not written
 
 
 def test_exp_run_composes_preset_then_set_params_and_drops_hand_edits(repo_copy):

@@ -46,8 +46,30 @@ class DataError(PipelineError):
     exit_code = 3
 
 
-def _terminate(signum, frame):
+# Signals received by this process, kept because the exception a handler raises is not always
+# seen: Python *ignores* an exception raised in an interpreter callback -- an at-fork hook (each
+# worker pool start runs logging's), a __del__, a weakref callback -- so a SIGTERM landing there
+# would be printed as "Exception ignored" and the stage would go on to finish and exit 0.
+# atomic_output and run_stage check this record, so no interrupted run publishes an output.
+_RECEIVED: list[int] = []
+
+
+def _interrupt(signum, frame):
+    _RECEIVED.append(signum)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise SystemExit(128 + signum)
+
+
+def interrupted() -> int | None:
+    """The first SIGINT/SIGTERM this stage received (None if none), even if its exception was lost."""
+    return _RECEIVED[0] if _RECEIVED else None
+
+
+def exit_if_interrupted() -> None:
+    """Raise the interruption again where an interpreter callback swallowed it."""
+    if (signum := interrupted()) is not None:
+        raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
 
 
 def stage_label() -> str:
@@ -61,11 +83,19 @@ def run_stage(main: Callable[[], object]) -> None:
     start = time.perf_counter()
     # SIGTERM (a scheduler, `kill`, DVC's queue) ends the stage like Ctrl-C does: as an exception,
     # so every atomic output in progress is deleted on the way out.
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         main()
+        exit_if_interrupted()
     except PipelineError as err:
         print(f"error: {err}", file=sys.stderr)
         print(f"{stage_label()}: failed after {time.perf_counter() - start:.1f} s", file=sys.stderr)
         sys.exit(err.exit_code)
+    except (KeyboardInterrupt, SystemExit):
+        if (signum := interrupted()) is None:
+            raise
+        name = signal.Signals(signum).name
+        print(f"{stage_label()}: interrupted ({name}) after {time.perf_counter() - start:.1f} s", file=sys.stderr)
+        sys.exit(128 + signum)
     print(f"{stage_label()}: done in {time.perf_counter() - start:.1f} s", flush=True)

@@ -11,6 +11,8 @@ from typing import Iterator
 
 import pandas as pd
 
+from stages.lib.errors import exit_if_interrupted
+
 
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
@@ -58,6 +60,11 @@ def atomic_output(target: str | Path) -> Iterator[Path]:
     _remove(tmp)
     try:
         yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    try:
+        exit_if_interrupted()  # a signal whose exception an interpreter callback swallowed
     except BaseException:
         _remove(tmp)
         raise
