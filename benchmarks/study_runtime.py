@@ -1,37 +1,38 @@
-"""Benchmark: how long would each study preset take to train and evaluate on this machine?
+"""Benchmark: how fast does each model of each experiment train and predict on this machine?
 
-For each preset (conf/experiment/*.yaml), composes its params exactly as
-`dvc exp run -S '+experiment=<preset>'` does, builds every model of its `models`
-section through the registry and compiles it as `train` does, then times, on
-random uint8 images at the model's image size and batch size:
+For the default experiment and each preset (conf/experiment/*.yaml), composes its params exactly
+as `dvc exp run [-S '+experiment=<preset>']` does, builds every model of its `models` section
+through the registry and compiles it as `train` does, then times, on random uint8 images at the
+model's image size and batch size:
 
   - training images/s (model.fit steps; the first, graph-tracing step is excluded),
   - inference images/s (model.predict at the training batch size),
+  - for a frozen base (what `features@<model>` caches): the head's training images/s on features.
 
-and projects the preset's run from its own split sizes:
-  epoch = n_train / train_img_s + n_val / infer_img_s   (validation runs every epoch)
-  fit   = epochs x epoch                                 (an early-stopped preset: the maximum)
-  eval  = n_test / infer_img_s                           (batch-1 latency runs not included)
-One-time costs (building, loading weights, graph tracing) are not projected.
+Each row carries a key for the architecture (stages/lib/runtime.py model_key), the machine and the
+date. `python -m stages.preflight [overrides]` projects every stage of a composed experiment
+from these rates, benchmarks/pipeline.csv (stage fixed costs) and benchmarks/memory.csv (data
+stages); this script prints that projection for each experiment it measured.
 
 Pretrained weights cannot be downloaded offline, so models are built with random
 weights: the same architecture, hence the same compute, and `trainable` is kept as
 in the preset (a frozen base trains only its head; ViT is fully fine-tuned).
 
-    python benchmarks/study_runtime.py [--presets dogs13 products7] [--steps N] [--warmup N] [--seconds S]
+    python benchmarks/study_runtime.py [--presets default dogs13 products7] [--steps N] [--warmup N] [--seconds S]
 
-Results are also written to benchmarks/study_runtime.csv (one row per preset x model).
+Results are written to benchmarks/study_runtime.csv (one row per experiment x model). About
+10 minutes on 2 CPU cores, most of it ViT-B/16.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,34 +44,40 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
-from stages import balance, split  # noqa: E402
+from pipeline import machine  # noqa: E402
+from stages import split  # noqa: E402
+from stages.lib import runtime  # noqa: E402
 from stages.lib.distribute import pick_strategy  # noqa: E402
+from stages.lib.frozen import split_at_head  # noqa: E402
 from stages.lib.training import compile_for_training  # noqa: E402
 from stages.models import build_model, count_params, random_init_options  # noqa: E402
 from stages.preflight import compose  # noqa: E402
 from stages.train import parse_model_params, parse_run_params  # noqa: E402
 
 OUT = Path(__file__).with_name("study_runtime.csv")
-PRESETS = ("dogs13", "dogs28", "products7")
-# What a preset leaves to the data (`select: all`, `images_per_class: min`): the study datasets' counts
-# (the Flipkart sample: 7 top-level categories, the smallest with 150 images).
-STUDY_DATA = {"products7": {"num_classes": 7, "images_per_class": 150}}
+DEFAULT = "default"  # the default experiment: conf/ with no overrides
+PRESETS = (DEFAULT, "dogs13", "dogs28", "products7")
+# What a preset leaves to the data (`select: all`, `images_per_class: min`): the study datasets'
+# image files per class (the Flipkart sample: 7 top-level categories of 150 images). The dogs
+# presets verify all 120 breeds' 20,580 images before choosing.
+STUDY_DATA = {"products7": {f"category_{i}": 150 for i in range(7)},
+              "dogs13": {"all breeds": 20580}, "dogs28": {"all breeds": 20580}}
 
 
 def preset_params(preset: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        compose([f"+experiment={preset}"], Path(tmp) / "params.yaml")
+        compose([] if preset == DEFAULT else [f"+experiment={preset}"], Path(tmp) / "params.yaml")
         return yaml.safe_load((Path(tmp) / "params.yaml").read_text(encoding="utf-8"))
 
 
-def split_sizes(preset: str, params: dict) -> tuple[int, dict[str, int]]:
-    """(classes, {split: images}) as the balance and split stages would make them."""
-    bal = params["balance"]
-    classes = bal["num_classes"] if bal["select"] == "fewest" else STUDY_DATA[preset]["num_classes"]
-    per_class = bal["images_per_class"]
-    per_class = STUDY_DATA[preset]["images_per_class"] if per_class == balance.MIN else per_class
-    sizes = split.parse_params(params["split"])["sizes"]
-    return classes, split.split_totals(sizes, classes * per_class)
+def split_sizes(preset: str, params: dict) -> dict:
+    """{classes, candidates, train, val, test} as the balance and split stages would make them."""
+    found = STUDY_DATA.get(preset)
+    counts = runtime.counts_from_params(params["balance"], split.parse_params(params["split"])["sizes"],
+                                        found if params["balance"]["select"] == "all" else None)
+    if found and params["balance"]["select"] != "all":
+        counts["candidates"], counts["candidates_known"] = sum(found.values()), True
+    return counts
 
 
 def random_init(name: str, family: str, options: dict) -> dict:
@@ -87,16 +94,19 @@ def images_per_second(run, steps: int, batch: int) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
-def timed(run, batch: int, steps: int | None, warmup: int, seconds: float) -> tuple[float, int]:
-    """(img/s, steps timed). The first call traces the graph, so it is never timed; the
-    warm-up estimate sizes the timed window to ~`seconds` unless `steps` is given, since
-    the models differ ~50x in speed (ViT-B/16 fine-tuning: ~1 img/s on 2 cores)."""
+def timed(run, batch: int, steps: int | None, warmup: int, seconds: float) -> tuple[float, int, float]:
+    """(img/s, steps timed, seconds of the first call). The first call traces the graph, so it is
+    never in the rate; its time is kept apart (a stage pays it once, whatever its size). The
+    warm-up estimate sizes the timed window to ~`seconds` unless `steps` is given, since the
+    models differ ~50x in speed (ViT-B/16 fine-tuning: ~1 img/s on 2 cores)."""
+    start = time.perf_counter()
     run(1)
+    first = time.perf_counter() - start
     if not steps:  # without warm-up steps there is no estimate: the minimum window
         steps = max(2, round(seconds * images_per_second(run, warmup, batch) / batch)) if warmup else 2
     elif warmup:
         run(warmup)
-    return images_per_second(run, steps, batch), steps
+    return images_per_second(run, steps, batch), steps, first
 
 
 def build(name: str, cfg: dict, classes: int, run: dict):
@@ -128,14 +138,43 @@ def measure(name: str, cfg: dict, classes: int, run: dict, args) -> dict:
     def predict(steps):
         model.predict(images_ds, steps=steps, verbose=0)
 
-    train_rate, train_steps = timed(fit, batch, args.steps, args.warmup, args.seconds)
+    train_rate, train_steps, train_first = timed(fit, batch, args.steps, args.warmup, args.seconds)
     print(f"  {name}: train {train_rate:.1f} img/s over {train_steps} steps; timing inference...", flush=True)
-    infer_rate, infer_steps = timed(predict, batch, args.steps, args.warmup, args.seconds)
+    infer_rate, infer_steps, infer_first = timed(predict, batch, args.steps, args.warmup, args.seconds)
     print(f"  {name}: inference {infer_rate:.1f} img/s over {infer_steps} steps "
           f"({time.perf_counter() - start:.0f} s in all)", flush=True)
+    one = images[:1]
+    model.predict_on_batch(one)  # traced once, as evaluate's warm-up does
+    latencies = []
+    for _ in range(5):
+        start_one = time.perf_counter()
+        model.predict_on_batch(one)
+        latencies.append(time.perf_counter() - start_one)
+    head_rate = head_train_rate(name, model, cfg, classes, run, labels, args)
     keras.backend.clear_session()  # ViT-B/16 and ResNet50 graphs are large: free them before the next model
-    return {"train_img_per_s": train_rate, "infer_img_per_s": infer_rate, "trainable_params": trainable,
-            "total_params": total}
+    return {"train_img_per_s": train_rate, "infer_img_per_s": infer_rate, "head_train_img_per_s": head_rate,
+            "train_first_step_s": train_first, "infer_first_step_s": infer_first,
+            "latency_b1_s": sorted(latencies)[len(latencies) // 2], "trainable_params": trainable, "total_params": total}
+
+
+def head_train_rate(name: str, model, cfg: dict, classes: int, run: dict, labels, args) -> float | None:
+    """Training img/s of the head alone on features, as train runs a frozen base's cached
+    features (stages/lib/frozen.py); None where something before the head trains."""
+    parts = split_at_head(model)
+    if parts is None:
+        return None
+    extractor, head = parts
+    compile_for_training(head, cfg["optimizer"], cfg["learning_rate"], classes, run["jit_compile"])
+    shape = (cfg["batch_size"], *extractor.output.shape[1:])
+    features = np.random.default_rng(0).standard_normal(shape).astype("float32")
+    data = tf.data.Dataset.from_tensors((features, labels)).repeat()
+
+    def fit(steps):
+        head.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+
+    rate, steps, _ = timed(fit, cfg["batch_size"], args.steps, args.warmup, min(args.seconds, 5.0))
+    print(f"  {name}: head on features {rate:.0f} img/s over {steps} steps", flush=True)
+    return rate
 
 
 def main() -> None:
@@ -145,10 +184,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1,
                         help="steps after the first (tracing) one, not counted; they size the window")
     parser.add_argument("--seconds", type=float, default=20.0, help="target length of each timed window")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     os.chdir(ROOT)  # compose() reads conf/ relative to the working directory
     began = time.perf_counter()
-    rows, cache = [], {}
+    where, when = machine(), datetime.now(timezone.utc).date().isoformat()
+    rows, cache, experiments = [], {}, {}
     for preset in args.presets:
         params = preset_params(preset)
         run = parse_run_params(params["train"])
@@ -156,49 +197,56 @@ def main() -> None:
             tf.config.experimental.enable_op_determinism()
         if run["mixed_precision"]:
             keras.mixed_precision.set_global_policy("mixed_float16")
-        classes, n = split_sizes(preset, params)
-        print(f"{preset}: {classes} classes, {n['train']}/{n['val']}/{n['test']} train/val/test images", flush=True)
+        counts = split_sizes(preset, params)
+        classes = counts["classes"]
+        print(f"{preset}: {classes} classes, {counts['train']}/{counts['val']}/{counts['test']} train/val/test images",
+              flush=True)
+        models = {}
         for name, values in params["models"].items():
-            cfg = parse_model_params(name, values, params["prepare"]["image_sizes"])
+            cfg = models[name] = parse_model_params(name, values, params["prepare"]["image_sizes"])
+            key = runtime.model_key(cfg, run)
             # dogs13 and dogs28 share their models: only the head's width (class count) differs,
             # which changes the throughput negligibly, so reuse the rates and only recount parameters.
-            key = json.dumps(cfg, sort_keys=True, default=str)
             if key in cache:
                 model, trainable, total = build(name, cfg, classes, run)
                 del model
                 keras.backend.clear_session()
                 result = {**cache[key], "trainable_params": trainable, "total_params": total}
-                print(f"  {name}: same model as an earlier preset, rates reused", flush=True)
+                print(f"  {name}: same architecture as an earlier experiment, rates reused", flush=True)
             else:
                 result = cache[key] = measure(name, cfg, classes, run, args)
-            train_s, infer_s = result["train_img_per_s"], result["infer_img_per_s"]
-            epoch = n["train"] / train_s + n["val"] / infer_s
+            head = result["head_train_img_per_s"]
             rows.append({
-                "preset": preset, "model": name, "family": cfg["family"], "image_size": cfg["image_size"],
-                "batch_size": cfg["batch_size"], "trainable_params": result["trainable_params"],
-                "total_params": result["total_params"], "train_img_per_s": round(train_s, 2),
-                "infer_img_per_s": round(infer_s, 2), "projected_epoch_seconds": round(epoch, 1),
-                "projected_fit_minutes": round(cfg["epochs"] * epoch / 60, 2),
-                "projected_eval_seconds": round(n["test"] / infer_s, 1), "epochs": cfg["epochs"],
-                "early_stopping_patience": cfg["early_stopping"]["patience"],
-                "cpu_count": os.cpu_count(), "tf_version": tf.__version__,
+                "experiment": preset, "model": name, "key": key, "family": cfg["family"],
+                "image_size": cfg["image_size"], "batch_size": cfg["batch_size"],
+                "trainable_params": result["trainable_params"], "total_params": result["total_params"],
+                "train_img_per_s": round(result["train_img_per_s"], 2),
+                "infer_img_per_s": round(result["infer_img_per_s"], 2),
+                "head_train_img_per_s": "" if head is None else round(head, 1),
+                "train_first_step_s": round(result["train_first_step_s"], 2),
+                "infer_first_step_s": round(result["infer_first_step_s"], 2),
+                "latency_b1_s": round(result["latency_b1_s"], 4),
+                "cpu_count": os.cpu_count(), "tf_version": tf.__version__, "machine": where, "date": when,
             })
+        experiments[preset] = (params, models, run, counts)
 
-    print(f"\n{'preset':<10} {'model':<13} {'trainable/total M':>17} {'train img/s':>11} {'infer img/s':>11} "
-          f"{'epoch s':>8} {'epochs':>6} {'fit min':>8} {'eval s':>7}")
-    for r in rows:
-        params_m = f"{r['trainable_params'] / 1e6:.2f}/{r['total_params'] / 1e6:.2f}"
-        # An early-stopped preset (products7) usually ends sooner: its fit time is the maximum.
-        epochs = f"<={r['epochs']}" if r["early_stopping_patience"] else str(r["epochs"])
-        print(f"{r['preset']:<10} {r['model']:<13} {params_m:>17} {r['train_img_per_s']:>11.1f} "
-              f"{r['infer_img_per_s']:>11.1f} {r['projected_epoch_seconds']:>8.1f} {epochs:>6} "
-              f"{r['projected_fit_minutes']:>8.1f} {r['projected_eval_seconds']:>7.1f}")
-    with OUT.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+    with args.out.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    print(f"{os.cpu_count()} CPUs, TensorFlow {tf.__version__}; benchmark took "
-          f"{(time.perf_counter() - began) / 60:.1f} min; wrote {OUT.relative_to(ROOT)}")
+    print(f"\n{'experiment':<10} {'model':<13} {'trainable/total M':>17} {'train img/s':>11} {'infer img/s':>11} "
+          f"{'head img/s':>10}")
+    for r in rows:
+        params_m = f"{r['trainable_params'] / 1e6:.2f}/{r['total_params'] / 1e6:.2f}"
+        print(f"{r['experiment']:<10} {r['model']:<13} {params_m:>17} {r['train_img_per_s']:>11.1f} "
+              f"{r['infer_img_per_s']:>11.1f} {r['head_train_img_per_s'] or '-':>10}")
+    if args.out == OUT:  # the projection reads the committed CSV
+        figures = runtime.load_figures()
+        for preset, (params, models, run, counts) in experiments.items():
+            print(f"\nprojected: {preset}\n" + runtime.format_projection(
+                runtime.project(params, models, run, counts, figures), figures))
+    print(f"\n{where}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, {when}; benchmark took "
+          f"{(time.perf_counter() - began) / 60:.1f} min; wrote {args.out}")
 
 
 if __name__ == "__main__":

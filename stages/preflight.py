@@ -10,7 +10,10 @@ typo in a preset fails in seconds instead of after an hour of training. Unless
 --params-only, it also checks what a run needs on disk: the dataset folder (and
 labels CSV) and, by building each model, its pretrained weights in the offline
 caches. With overrides (Hydra syntax, as given to `dvc exp run -S`), params come
-from conf/ composed exactly as DVC composes them.
+from conf/ composed exactly as DVC composes them. When the params are valid it prints the
+projected time of every stage (stages/lib/runtime.py: from the benchmarks' measured rates,
+with the machine and date they were measured on), counting the dataset's images where the
+params leave the numbers to the data.
 """
 
 from __future__ import annotations
@@ -225,8 +228,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"preflight: {len(failures)} problem(s)", file=sys.stderr)
         # A params problem (exit 2) is reported over a data one (exit 3): fix params first.
         return ParamError.exit_code if any(isinstance(f, ParamError) for f in failures) else failures[0].exit_code
+    print(projection(params, scan=not args.params_only), flush=True)
     print("preflight: ok" + (" (params only)" if args.params_only else ""))
     return 0
+
+
+def projection(params: dict, scan: bool) -> str:
+    """The projected time of each stage (valid params), or why there is none."""
+    from stages import balance, split, train
+    from stages.lib import runtime
+
+    cfg = balance.parse_params(params["balance"])
+    found = None
+    if scan:
+        from stages.lib.candidates import find_candidates, source_root
+
+        found = {c: len(files) for c, files in find_candidates(source_root(cfg), cfg).files.items()}
+    counts = runtime.counts_from_params(params["balance"], split.parse_params(params["split"])["sizes"], found)
+    if counts is None:
+        return "projected time: the image counts depend on the dataset (balance.select all or " \
+               "images_per_class min): run preflight without --params-only"
+    sizes = params["prepare"]["image_sizes"]
+    models = {name: train.parse_model_params(name, values, sizes) for name, values in params["models"].items()}
+    try:
+        figures = runtime.load_figures()
+    except (FileNotFoundError, KeyError, ValueError, IndexError, ZeroDivisionError) as err:
+        return f"projected time: no benchmark figures ({err})"
+    rows = runtime.project(params, models, train.parse_run_params(params["train"]), counts, figures)
+    return f"projected time of each stage ({counts['classes']} classes, {counts['train']}/{counts['val']}/" \
+           f"{counts['test']} train/val/test images):\n" + runtime.format_projection(rows, figures)
 
 
 if __name__ == "__main__":

@@ -491,6 +491,34 @@ def test_csv_manifest_prepares_unchanged(tmp_path):
     assert meta["rows"] == {"train": 12, "val": 12, "test": 12}
 
 
+def test_a_listed_symlink_is_read_only_inside_the_source_and_listed(tmp_path):
+    """The CSV form, as the folder form: a listed path through a symlink is followed only to a
+    regular file inside balance.source (and listed in links_followed); one leaving the source
+    (an image DVC does not track as part of the dataset), a dangling one or a FIFO is reported
+    as missing with its reason, never read."""
+    rows = product_rows({"Watches >> Wrist Watches": 4, "Baby Care >> Soap": 4})
+    extra = [{"image": n, "product_category_tree": "Watches >> Wrist Watches"}
+             for n in ("inside.jpg", "outside.jpg", "dangling.jpg", "via_folder/x.jpg", "pipe.jpg")]
+    root = make_products(tmp_path / "flipkart", rows + extra, on_disk=sorted(r["image"] for r in rows))
+    images = root / "Images"
+    (images / "inside.jpg").symlink_to(images / rows[0]["image"])
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "x.jpg").write_bytes(jpg_bytes(7))
+    (images / "outside.jpg").symlink_to(tmp_path / "elsewhere" / "x.jpg")
+    (images / "dangling.jpg").symlink_to(images / "nothing.jpg")
+    (images / "via_folder").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    os.mkfifo(images / "pipe.jpg")
+
+    manifest, report = balance(csv_params(root, images_per_class=4))
+    reasons = {m["path"]: m["reason"] for m in report["missing_files"]}
+    assert reasons["Images/outside.jpg"] == reasons["Images/via_folder/x.jpg"] == \
+        "symlink leaving the source folder (balance.source)"
+    assert reasons["Images/dangling.jpg"].startswith("dangling symlink")
+    assert reasons["Images/pipe.jpg"] == "not a regular file (fifo): never opened"
+    assert report["links_followed"] == [{"path": "Images/inside.jpg", "target": f"Images/{rows[0]['image']}"}]
+    assert not set(manifest["path"]) & {"Images/outside.jpg", "Images/via_folder/x.jpg", "Images/dangling.jpg"}
+
+
 def test_missing_files_and_unusable_rows_are_reported_not_fatal(tmp_path):
     rows = product_rows(TREES, wrap=False)
     listed = sorted(r["image"] for r in rows)

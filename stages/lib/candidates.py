@@ -31,7 +31,7 @@ class Candidates:
     conflicting: int = 0  # CSV: files listed with different classes, all their rows rejected
     unlisted: list[str] = field(default_factory=list)  # CSV: images under image_dir it does not list
     renamed_from: dict[str, str] = field(default_factory=dict)  # class name -> folder / label it came from
-    links_followed: list[dict] = field(default_factory=list)  # folders: file symlinks inside their class folder
+    links_followed: list[dict] = field(default_factory=list)  # file symlinks followed: inside the class folder / the source (CSV)
 
 
 def source_root(p: BalanceParams) -> Path:
@@ -110,7 +110,8 @@ def read_label_csv(root: Path, p: BalanceParams) -> Candidates:
     """The CSV form: stages.lib.labels reads the table; naming classes and the rule stay here."""
     listing = read_labels(root, p.labels, lambda labels: map_class_names(labels, p.class_name_pattern, "labels"))
     found = Candidates(files={}, missing=listing.missing, rejected=listing.rejected,
-                       conflicting=listing.conflicting, unlisted=listing.unlisted)
+                       conflicting=listing.conflicting, unlisted=listing.unlisted,
+                       links_followed=listing.links_followed)
     for name in restrict(list(listing.files), p, f"{p.labels.csv} at level {p.labels.level}"):
         found.files[name] = listing.files[name]
         if name in listing.renamed_from:

@@ -44,16 +44,39 @@ def _file_kind(path: str) -> str | None:
     return f"not a regular file ({kind}): never opened"
 
 
-def _link_problem(path: str, folder: str) -> tuple[str | None, str]:
-    """(why a file symlink is not followed, or None; its resolved target)."""
+CLASS_FOLDER = "its class folder (the class would not be what its folder says)"
+
+
+def _link_problem(path: str, folder: str, leaving: str = CLASS_FOLDER) -> tuple[str | None, str]:
+    """(why a file symlink is not followed, or None; its resolved target). ``folder``: where its
+    target must be, described by ``leaving``."""
     target = os.path.realpath(path)
     if not os.path.exists(target):
         return f"dangling symlink (-> {os.readlink(path)})", target
     if not os.path.isfile(target):
         return "symlink to something that is not a regular file", target
     if os.path.commonpath([target, folder]) != folder:
-        return "symlink leaving its class folder (the class would not be what its folder says)", target
+        return f"symlink leaving {leaving}", target
     return None, target
+
+
+def listed_file_problem(root: Path, rel: str) -> tuple[str | None, dict | None]:
+    """A labels-CSV-listed path under ``root`` (balance.source): (why it cannot be read, or None;
+    the link followed, or None). A path through a symlink -- the file itself or a folder on the
+    way -- is followed only to a regular file inside the source (a file outside it would change
+    with no change to the dataset DVC tracks); every one followed is returned, to be listed."""
+    path = os.path.join(root, rel)
+    real_root = os.path.realpath(root)
+    if os.path.realpath(path) != os.path.normpath(os.path.join(real_root, rel)):  # a link on the way
+        problem, target = _link_problem(path, real_root, "the source folder (balance.source)")
+        if problem:
+            return problem, None
+        return None, {"path": rel, "target": Path(os.path.relpath(target, real_root)).as_posix()}
+    if not os.path.lexists(path):
+        return "not found", None
+    if os.path.isdir(path):
+        return "not a file", None
+    return _file_kind(path), None
 
 
 def list_class_files(root: Path, class_name: str) -> tuple[list[str], list[tuple[str, str]], list[dict]]:

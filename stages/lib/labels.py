@@ -25,7 +25,7 @@ import pandas as pd
 from pydantic import AfterValidator, BeforeValidator, Field
 
 from stages.lib.errors import ParamError
-from stages.lib.image_files import list_class_files
+from stages.lib.image_files import list_class_files, listed_file_problem
 from stages.lib.params import Schema, parse_section
 
 
@@ -66,6 +66,7 @@ class LabelListing:
     rejected: list[dict] = field(default_factory=list)  # rows that cannot be used, by row number
     conflicting: int = 0  # files listed with different classes, all their rows rejected
     unlisted: list[str] = field(default_factory=list)  # images under image_dir the CSV does not list
+    links_followed: list[dict] = field(default_factory=list)  # listed paths through a symlink, inside source
 
 
 def parse_labels(values: object) -> LabelsParams | None:
@@ -199,10 +200,13 @@ def read_labels(root: Path, labels: LabelsParams, name_classes: Callable[[list[s
             continue
         (name,) = classes
         found.files.setdefault(name, [])
-        if (root / rel).is_file():
-            found.files[name].append(rel)
-        else:
-            found.missing.append({"path": rel, "reason": "not a file" if (root / rel).exists() else "not found"})
+        problem, link = listed_file_problem(root, rel)
+        if problem:
+            found.missing.append({"path": rel, "reason": problem})
+            continue
+        found.files[name].append(rel)
+        if link:
+            found.links_followed.append(link)
     if found.missing and not any(found.files.values()):  # almost surely a wrong image_dir, not a broken dataset
         raise ParamError(
             "balance.labels.image_dir",
@@ -213,4 +217,5 @@ def read_labels(root: Path, labels: LabelsParams, name_classes: Callable[[list[s
     found.files = {name: sorted(files) for name, files in sorted(found.files.items())}
     on_disk, _, _ = list_class_files(root, labels.image_dir)
     found.unlisted = sorted(set(on_disk) - listed)
+    found.links_followed.sort(key=lambda link: link["path"])
     return found

@@ -1,0 +1,139 @@
+"""Projected run times: arithmetic over measured rates, and the committed benchmarks cover every experiment.
+
+stages/lib/runtime.py projects each stage from benchmarks/study_runtime.csv (model rates),
+benchmarks/pipeline.csv (stage fixed costs) and benchmarks/memory.csv (data stages); preflight
+prints it. These tests pin the arithmetic on made-up figures and check that the committed
+benchmarks hold a rate for every model of the default experiment and of every preset, so a
+changed architecture fails here until the benchmark is run again.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages import preflight, split
+from stages.lib import runtime
+from stages.lib.training import parse_model_params, parse_run_params
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = ("default", "dogs13", "dogs28", "products7")
+
+
+def composed(experiment: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        preflight.compose([] if experiment == "default" else [f"+experiment={experiment}"], Path(tmp) / "p.yaml")
+        return yaml.safe_load((Path(tmp) / "p.yaml").read_text())
+
+
+def models_of(params: dict) -> dict:
+    sizes = params["prepare"]["image_sizes"]
+    return {n: parse_model_params(n, v, sizes) for n, v in params["models"].items()}
+
+
+def figures_for(params: dict, rates: dict) -> runtime.Figures:
+    run = parse_run_params(params["train"])
+    keyed = {runtime.model_key(cfg, run): rates[name] for name, cfg in models_of(params).items() if name in rates}
+    return runtime.Figures(rates=keyed, plain_stage_s=2.0, tf_stage_s=10.0, stage_s={"report": 20.0},
+                           data={"balance": (3.0, 0.01), "prepare": (4.0, 0.02)},
+                           sources={"rates": "made up"})
+
+
+def by_stage(rows: list[runtime.StageTime]) -> dict[str, runtime.StageTime]:
+    return {r.stage: r for r in rows}
+
+
+def test_projection_is_the_rates_times_the_experiments_counts(monkeypatch):
+    monkeypatch.chdir(REPO)
+    params = composed("products7")  # two frozen pretrained bases: features once, then heads
+    params["study"].update(seeds=[0, 1], train_percent=[50, 100])
+    params["models"]["resnet50"]["trainable"] = "full"  # one base that trains: the full model every epoch
+    rates = {"mobilevitv2": {"train": 20.0, "infer": 40.0, "head": 4000.0, "train_first": 7.0, "infer_first": 3.0,
+                             "latency": 0.05},
+             "resnet50": {"train": 10.0, "infer": 25.0, "head": None, "train_first": 9.0, "infer_first": 4.0,
+                          "latency": 0.1}}
+    counts = {"classes": 7, "candidates": 1050, "train": 700, "val": 175, "test": 175}
+    rows = by_stage(runtime.project(params, models_of(params), parse_run_params(params["train"]), counts,
+                                    figures_for(params, rates)))
+
+    assert rows["balance"].total == pytest.approx(3.0 + 0.01 * 1050)
+    assert rows["prepare"].total == pytest.approx(4.0 + 0.02 * 1050)
+    epochs = params["models"]["mobilevitv2"]["epochs"]
+    assert rows["features@mobilevitv2"].total == pytest.approx(10.0 + 3.0 + 875 / 40.0)  # start, trace, images
+    head_fits = [10.0 + epochs * (round(700 * p / 100) + 175) / 4000.0 for p in (50, 100) for _ in (0, 1)]
+    assert rows["train@mobilevitv2-*"].runs == 4 and rows["train@mobilevitv2-*"].total == pytest.approx(sum(head_fits))
+    assert rows["train@mobilevitv2-*"].note == f"at most {epochs} epochs"  # early stopping: the maximum
+    assert rows["features@resnet50"].total == 10.0  # nothing to cache
+    full = 10.0 + 4.0 + 9.0 + params["models"]["resnet50"]["epochs"] * (700 / 10.0 + 175 / 25.0)
+    assert rows["train@resnet50-*"].seconds == pytest.approx(full)
+    ev = params["evaluate"]
+    latency = (ev["latency_warmup"] + ev["latency_runs"]) * 0.1
+    assert rows["evaluate@resnet50-*"].seconds == pytest.approx(10.0 + 4.0 + 175 / 25.0 + latency)
+    ex = params["explain"]
+    shap = ex["num_images"] * ex["shap_max_evals"] * (1 / 40 + 1 / 25)  # shap_max_evals per image, per model
+    assert rows["explain"].total == pytest.approx(10.0 + 3.0 + 4.0 + shap)
+    assert not [r for r in rows if r.startswith("embedded@")]  # the preset writes no digits
+
+
+def test_a_model_without_a_measured_rate_is_named_not_guessed(monkeypatch):
+    monkeypatch.chdir(REPO)
+    params = composed("default")
+    rates = {"vit": {"train": 100.0, "infer": 300.0, "head": None, "train_first": 5.0, "infer_first": 2.0,
+                     "latency": 0.01}}
+    counts = {"classes": 10, "candidates": 1797, "train": 840, "val": 180, "test": 180}
+    figures = figures_for(params, rates)
+    rows = runtime.project(params, models_of(params), parse_run_params(params["train"]), counts, figures)
+    missing = by_stage(rows)["train/evaluate@resnet50-*"]
+    assert math.isnan(missing.total) and "not benchmarked" in missing.note
+    text = runtime.format_projection(rows, figures)
+    assert "+ the stages not benchmarked" in text and "measured by: made up" in text
+
+
+def test_counts_come_from_the_params_or_from_the_scanned_folder():
+    sizes = split.parse_params({"train": 0.7, "val": 0.15, "test": 0.15, "seed": 0})["sizes"]
+    fewest = {"select": "fewest", "num_classes": 10, "images_per_class": 120, "class_names": []}
+    assert runtime.counts_from_params(fewest, sizes) == {"classes": 10, "candidates": 1200, "candidates_known": False,
+                                                         "train": 840, "val": 180, "test": 180}
+    every = {"select": "all", "num_classes": None, "images_per_class": "min", "class_names": []}
+    assert runtime.counts_from_params(every, sizes) is None  # left to the data: no guess
+    found = {"a": 30, "b": 20, "c": 50}
+    counts = runtime.counts_from_params(every, sizes, found)
+    assert counts["classes"] == 3 and counts["candidates"] == 100 and sum(counts[s] for s in sizes) == 60
+
+
+def test_the_architecture_key_ignores_the_weights_and_sees_the_compute(monkeypatch):
+    monkeypatch.chdir(REPO)
+    params = composed("products7")
+    run = parse_run_params(params["train"])
+    cfg = models_of(params)["resnet50"]
+    assert runtime.model_key(cfg, run) == runtime.model_key({**cfg, "options": {**cfg["options"], "weights": None}}, run)
+    assert runtime.model_key(cfg, run) != runtime.model_key({**cfg, "batch_size": 64}, run)
+    assert runtime.model_key(cfg, run) != runtime.model_key(cfg, {**run, "mixed_precision": True})
+    assert runtime.caches_features(cfg, run) and not runtime.caches_features(cfg, {**run, "cache_frozen_features": False})
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_the_committed_benchmarks_rate_every_model_of_every_experiment(experiment, monkeypatch):
+    monkeypatch.chdir(REPO)
+    params = composed(experiment)
+    run = parse_run_params(params["train"])
+    figures = runtime.load_figures()
+    missing = [n for n, cfg in models_of(params).items() if runtime.model_key(cfg, run) not in figures.rates]
+    assert not missing, f"{experiment}: no rate for {missing}: run python benchmarks/study_runtime.py"
+    assert all("," in source for source in figures.sources.values())  # machine, date
+
+
+def test_preflight_prints_every_stages_projected_time(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert preflight.main(["+experiment=dogs13", "--params-only"]) == 0
+    out = capsys.readouterr().out
+    assert "projected time of each stage (13 classes, 1364/293/293 train/val/test images)" in out
+    for stage in ("balance", "prepare", "features@mobilenet_v2", "train@vit-*", "evaluate@vit-*", "explain", "total"):
+        assert any(line.startswith(stage + " ") for line in out.splitlines()), stage
+    assert "measured by: study_runtime.csv:" in out
+    assert preflight.main(["+experiment=products7", "--params-only"]) == 0  # `select: all`: counts need the data
+    assert "the image counts depend on the dataset" in capsys.readouterr().out
