@@ -48,13 +48,15 @@ prune: install
 check: install
 	$(BIN)/python -m stages.preflight $(if $(EXP),+experiment=$(EXP))
 
-# Every benchmark script, one after another (each prints its figures and writes benchmarks/<name>.csv).
+# Every benchmark script, one after another (each prints its figures and writes benchmarks/<name>.csv);
+# study_runtime.py after memory.py and pipeline.py: it prints preflight's projection, which reads all three CSVs.
 # input_pipeline.py reads the prepared tensors: `dvc repro prepare` makes them (a no-op when up to date).
 bench: install
 	$(BIN)/dvc repro prepare
 	$(BIN)/python benchmarks/input_pipeline.py
-	$(BIN)/python benchmarks/study_runtime.py
+	$(BIN)/python benchmarks/memory.py
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/study_runtime.py
 	$(BIN)/python benchmarks/gpu_training.py
 	$(BIN)/python benchmarks/frozen_features.py
 

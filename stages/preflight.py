@@ -240,11 +240,14 @@ def projection(params: dict, scan: bool) -> str:
 
     cfg = balance.parse_params(params["balance"])
     found = None
-    if scan:
-        from stages.lib.candidates import find_candidates, source_root
+    try:
+        if scan:
+            from stages.lib.candidates import find_candidates, source_root
 
-        found = {c: len(files) for c, files in find_candidates(source_root(cfg), cfg).files.items()}
-    counts = runtime.counts_from_params(params["balance"], split.parse_params(params["split"])["sizes"], found)
+            found = {c: len(files) for c, files in find_candidates(source_root(cfg), cfg).files.items()}
+        counts = runtime.counts_from_params(params["balance"], split.parse_params(params["split"])["sizes"], found)
+    except PipelineError as err:  # e.g. fewer images than the split asks for: balance and split will say
+        return f"projected time: cannot count the images ({err})"
     if counts is None:
         return "projected time: the image counts depend on the dataset (balance.select all or " \
                "images_per_class min): run preflight without --params-only"
