@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import stages  # noqa: E402,F401  (first: its TensorFlow start-up is quiet, as in the stages)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -55,6 +56,7 @@ from stages.preflight import compose  # noqa: E402
 from stages.train import parse_model_params, parse_run_params  # noqa: E402
 
 OUT = Path(__file__).with_name("study_runtime.csv")
+OVERHEAD = runtime.OVERHEAD_CSV
 DEFAULT = "default"  # the default experiment: conf/ with no overrides
 PRESETS = (DEFAULT, "dogs13", "dogs28", "products7")
 # What a preset leaves to the data (`select: all`, `images_per_class: min`): the study datasets'
@@ -185,6 +187,8 @@ def main() -> None:
                         help="steps after the first (tracing) one, not counted; they size the window")
     parser.add_argument("--seconds", type=float, default=20.0, help="target length of each timed window")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--project-only", action="store_true",
+                        help=f"measure nothing: recalibrate {OVERHEAD.name} from the committed CSVs and print the projections")
     args = parser.parse_args()
     os.chdir(ROOT)  # compose() reads conf/ relative to the working directory
     began = time.perf_counter()
@@ -201,9 +205,10 @@ def main() -> None:
         classes = counts["classes"]
         print(f"{preset}: {classes} classes, {counts['train']}/{counts['val']}/{counts['test']} train/val/test images",
               flush=True)
-        models = {}
-        for name, values in params["models"].items():
-            cfg = models[name] = parse_model_params(name, values, params["prepare"]["image_sizes"])
+        models = {name: parse_model_params(name, values, params["prepare"]["image_sizes"])
+                  for name, values in params["models"].items()}
+        experiments[preset] = (params, models, run, counts)
+        for name, cfg in ([] if args.project_only else models.items()):
             key = runtime.model_key(cfg, run)
             # dogs13 and dogs28 share their models: only the head's width (class count) differs,
             # which changes the throughput negligibly, so reuse the rates and only recount parameters.
@@ -228,25 +233,51 @@ def main() -> None:
                 "latency_b1_s": round(result["latency_b1_s"], 4),
                 "cpu_count": os.cpu_count(), "tf_version": tf.__version__, "machine": where, "date": when,
             })
-        experiments[preset] = (params, models, run, counts)
-
-    with args.out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    if not args.project_only:
+        write_csv(args.out, rows)
+    else:
+        with OUT.open(newline="") as f:
+            rows = [{**r, **{k: float(r[k]) for k in ("train_img_per_s", "infer_img_per_s", "trainable_params",
+                                                      "total_params")}} for r in csv.DictReader(f)]
     print(f"\n{'experiment':<10} {'model':<13} {'trainable/total M':>17} {'train img/s':>11} {'infer img/s':>11} "
           f"{'head img/s':>10}")
     for r in rows:
         params_m = f"{r['trainable_params'] / 1e6:.2f}/{r['total_params'] / 1e6:.2f}"
         print(f"{r['experiment']:<10} {r['model']:<13} {params_m:>17} {r['train_img_per_s']:>11.1f} "
               f"{r['infer_img_per_s']:>11.1f} {r['head_train_img_per_s'] or '-':>10}")
-    if args.out == OUT:  # the projection reads the committed CSV
+    if args.out == OUT:  # the projection reads the committed CSVs
+        if DEFAULT in experiments:
+            calibrate(*experiments[DEFAULT])
         figures = runtime.load_figures()
         for preset, (params, models, run, counts) in experiments.items():
             print(f"\nprojected: {preset}\n" + runtime.format_projection(
                 runtime.project(params, models, run, counts, figures), figures))
-    print(f"\n{where}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, {when}; benchmark took "
-          f"{(time.perf_counter() - began) / 60:.1f} min; wrote {args.out}")
+    wrote = f"wrote {OVERHEAD.name}" if args.project_only else f"wrote {args.out}"
+    print(f"\n{where}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}, {when}; took "
+          f"{(time.perf_counter() - began) / 60:.1f} min; {wrote}")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def calibrate(params: dict, models: dict, run: dict, counts: dict) -> None:
+    """What train, evaluate and explain stages cost beyond the rates (model files, dvclive, epoch
+    callbacks): the default experiment's projection against its measured stages
+    (benchmarks/pipeline.csv), written to benchmarks/stage_overhead.csv."""
+    figures = runtime.load_figures(overhead=False)
+    with runtime.PIPELINE_CSV.open(newline="") as f:
+        stages = list(csv.DictReader(f))
+    measured = {r["stage"]: float(r["seconds"]) for r in stages}
+    overhead = runtime.calibrate(runtime.project(params, models, run, counts, figures), measured)
+    basis = f"median over models of {runtime.PIPELINE_CSV.name} minus the projection, default experiment"
+    write_csv(OVERHEAD, [{"stage": kind, "seconds": round(s, 1), "basis": basis, "machine": stages[0]["machine"],
+                          "date": stages[0]["date"][:10]} for kind, s in overhead.items()])
+    print("\nstage overhead beyond the rates: " + ", ".join(f"{k} {v:.1f} s" for k, v in overhead.items())
+          + f" -> {OVERHEAD.name}")
 
 
 if __name__ == "__main__":

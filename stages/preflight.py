@@ -89,7 +89,7 @@ def asset_checks(params: dict) -> list[tuple[str, callable]]:
     from stages import balance, prepare, train
 
     checks = [("dataset", lambda: _check_dataset(balance.parse_params(params["balance"])))]
-    if (params.get("balance") or {}).get("labels"):  # a labels CSV: its image folder too, checked apart
+    if ((params.get("balance") or {}).get("labels") or {}).get("csv"):  # a labels CSV: its image folder too, apart
         checks.append(("dataset images", lambda: _check_image_dir(balance.parse_params(params["balance"]))))
     sizes = prepare.parse_params(params["prepare"])["image_sizes"]
     for name, values in params["models"].items():

@@ -93,6 +93,20 @@ def test_a_model_without_a_measured_rate_is_named_not_guessed(monkeypatch):
     assert "+ the stages not benchmarked" in text and "measured by: made up" in text
 
 
+def test_the_stage_overhead_is_the_median_gap_between_measured_and_projected():
+    """calibrate(): per stage kind, the median over models of (measured - projected); train on
+    the full-size runs only (the projection's per-run figure is the largest size's)."""
+    projected = [runtime.StageTime("train@a-*", 4, 50.0, 160.0), runtime.StageTime("train@b-*", 4, 80.0, 260.0),
+                 runtime.StageTime("evaluate@a-*", 4, 10.0, 40.0), runtime.StageTime("evaluate@b-*", 4, 12.0, 48.0),
+                 runtime.StageTime("explain", 1, 30.0, 30.0), runtime.StageTime("balance", 1, 4.0, 4.0)]
+    measured = {"train@a-100-0": 70.0, "train@a-100-1": 74.0, "train@a-25-0": 20.0, "train@b-100-0": 95.0,
+                "evaluate@a-100-0": 18.0, "evaluate@a-25-0": 20.0, "evaluate@b-100-0": 11.0, "explain": 75.0,
+                "balance": 9.0}
+    # train: a 72 - 50 = 22, b 95 - 80 = 15; evaluate: a 19 - 10 = 9, b 11 - 12 = -1; explain 75 - 30
+    assert runtime.calibrate(projected, measured) == {"train": 18.5, "evaluate": 4.0, "explain": 45.0}
+    assert runtime.calibrate(projected[:1], {"train@a-100-0": 40.0}) == {"train": 0.0}  # never below zero
+
+
 def test_counts_come_from_the_params_or_from_the_scanned_folder():
     sizes = split.parse_params({"train": 0.7, "val": 0.15, "test": 0.15, "seed": 0})["sizes"]
     fewest = {"select": "fewest", "num_classes": 10, "images_per_class": 120, "class_names": []}
@@ -137,3 +151,21 @@ def test_preflight_prints_every_stages_projected_time(monkeypatch, capsys):
     assert "measured by: study_runtime.csv:" in out
     assert preflight.main(["+experiment=products7", "--params-only"]) == 0  # `select: all`: counts need the data
     assert "the image counts depend on the dataset" in capsys.readouterr().out
+
+
+def test_preflight_on_a_folder_counts_its_images_for_the_projection(tmp_path, monkeypatch, capsys):
+    """Not --params-only: every check runs (the folder form has no labels CSV to look into) and
+    the projection counts what balance will verify: every file of the folder."""
+    from PIL import Image
+
+    for c in range(3):
+        (tmp_path / f"class_{c}").mkdir()
+        for i in range(5):
+            Image.new("RGB", (8, 8), (40 * c, 10 * i, 0)).save(tmp_path / f"class_{c}" / f"{i}.png")
+    monkeypatch.chdir(REPO)
+    code = preflight.main(["embedded=[]", f"balance.source={tmp_path}", "balance.num_classes=3",
+                           "balance.images_per_class=4"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "projected time of each stage (3 classes, 8/2/2 train/val/test images)" in out
+    assert any(line.startswith("balance ") and "15 images verified" in line for line in out.splitlines())

@@ -125,7 +125,7 @@ def load_rgb(source: str | Path | io.BytesIO, draft: int | None = None) -> Image
     return to_rgb(oriented)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per candidate image: no per-instance dict
 class ImageInfo:
     sha256: str
     width: int

@@ -11,7 +11,11 @@ and date it was measured on, and the projection names them:
   a stage (DVC + Python start-up; + TensorFlow and a model build for a TensorFlow stage) and the
   report's time;
 - ``benchmarks/memory.csv``: ``balance`` and ``prepare`` at two dataset sizes, whose difference is
-  the cost per image and whose intercept the fixed cost.
+  the cost per image and whose intercept the fixed cost;
+- ``benchmarks/stage_overhead.csv``: what a train, evaluate or explain stage costs beyond the
+  above (loading and saving models, dvclive, per-epoch callbacks, writing predictions), the
+  median gap between the default pipeline's measured stages and their projection
+  (:func:`calibrate`, run by benchmarks/study_runtime.py).
 
 Early stopping can end a fit sooner: a fit's projection is its maximum (every epoch).
 """
@@ -22,13 +26,15 @@ import csv
 import hashlib
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stages.lib.layout import FULL
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-RATES_CSV, PIPELINE_CSV, DATA_CSV = (BENCHMARKS / n for n in ("study_runtime.csv", "pipeline.csv", "memory.csv"))
+RATES_CSV, PIPELINE_CSV, DATA_CSV, OVERHEAD_CSV = (
+    BENCHMARKS / n for n in ("study_runtime.csv", "pipeline.csv", "memory.csv", "stage_overhead.csv"))
+CALIBRATED = ("train", "evaluate", "explain")  # the stage kinds with a measured overhead
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,7 @@ class Figures:
     stage_s: dict[str, float]       # measured stages kept as they are (report, embedded@digits)
     data: dict[str, tuple[float, float]]  # balance/prepare -> (fixed s, s per image)
     sources: dict[str, str]
+    overhead: dict[str, float] = field(default_factory=dict)  # train/evaluate/explain -> s per stage
 
 
 def model_key(cfg: dict, run: dict) -> str:
@@ -83,7 +90,9 @@ def _source(rows: list[dict], name: str) -> str:
     return f"{name}: {rows[0].get('machine', '?')}, {str(rows[0].get('date', '?'))[:10]}"
 
 
-def load_figures() -> Figures:
+def load_figures(overhead: bool = True) -> Figures:
+    """The committed benchmarks' figures (``overhead=False``: without stage_overhead.csv, as
+    :func:`calibrate` needs them)."""
     rate_rows, stage_rows, data_rows = _rows(RATES_CSV), _rows(PIPELINE_CSV), _rows(DATA_CSV)
     rates = {}
     for r in rate_rows:
@@ -103,7 +112,29 @@ def load_figures() -> Figures:
     kept = {n: s for n, s in seconds.items() if n in ("report",) or n.startswith("embedded@")}
     sources = {"rates": _source(rate_rows, RATES_CSV.name), "stages": _source(stage_rows, PIPELINE_CSV.name),
                "data": _source(data_rows, DATA_CSV.name)}
-    return Figures(rates, plain, tf_stage, kept, data, sources)
+    figures = Figures(rates, plain, tf_stage, kept, data, sources)
+    if not overhead:
+        return figures
+    rows = _rows(OVERHEAD_CSV)
+    return replace(figures, overhead={r["stage"]: float(r["seconds"]) for r in rows},
+                   sources={**sources, "overhead": _source(rows, OVERHEAD_CSV.name)})
+
+
+def calibrate(projected: list[StageTime], measured: dict[str, float]) -> dict[str, float]:
+    """Per stage kind (train, evaluate, explain): the median over models of measured minus
+    projected seconds, ``projected`` without overhead for the experiment ``measured`` ran
+    (benchmarks/pipeline.csv: the default). Train compares the full-size runs, where the
+    projection's per-run figure applies; never below zero."""
+    gaps: dict[str, list[float]] = {kind: [] for kind in CALIBRATED}
+    for row in projected:
+        kind, _, model = row.stage.partition("@")
+        if kind not in CALIBRATED:
+            continue
+        prefix = f"{kind}@{model.rstrip('*')}" + (f"{FULL}-" if kind == "train" else "")
+        times = [s for name, s in measured.items() if name.startswith(prefix) or name == row.stage]
+        if times:
+            gaps[kind].append(statistics.median(times) - row.seconds)
+    return {kind: max(0.0, statistics.median(g)) for kind, g in gaps.items() if g}
 
 
 def counts_from_params(balance: dict, split_sizes: dict, found: dict[str, int] | None = None) -> dict | None:
@@ -162,16 +193,17 @@ def project(params: dict, models: dict[str, dict], run: dict, counts: dict, figu
             else:
                 each = infer_stage + rate["train_first"] + cfg["epochs"] * (
                     train_images / rate["train"] + n["val"] / rate["infer"])
-            fits += [each] * len(seeds)
+            fits += [each + figures.overhead.get("train", 0.0)] * len(seeds)
         patience = (cfg.get("early_stopping") or {}).get("patience")
         rows.append(StageTime(f"train@{name}-*", len(fits), max(fits), sum(fits),
                               f"at most {cfg['epochs']} epochs" if patience else f"{cfg['epochs']} epochs"))
         # The test split at the batch size, then batch-1 latency (warm-up + timed runs).
-        each = infer_stage + n["test"] / rate["infer"] + (ev["latency_warmup"] + ev["latency_runs"]) * rate["latency"]
+        each = infer_stage + n["test"] / rate["infer"] + (ev["latency_warmup"] + ev["latency_runs"]) * rate["latency"] \
+            + figures.overhead.get("evaluate", 0.0)
         rows.append(StageTime(f"evaluate@{name}-*", len(fits), each, each * len(fits)))
         explain_s += rate["infer_first"] + ex["num_images"] * ex["shap_max_evals"] / rate["infer"]
     rows.append(_one("report", figures.stage_s.get("report", plain)))
-    rows.append(_one("explain", tf_stage + explain_s, f"SHAP: {ex['num_images']} images x "
+    rows.append(_one("explain", tf_stage + explain_s + figures.overhead.get("explain", 0.0), f"SHAP: {ex['num_images']} images x "
                                                       f"{ex['shap_max_evals']} evaluations per model"))
     return rows
 

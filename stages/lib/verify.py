@@ -8,29 +8,35 @@ from stages.lib.images import BadImage, ImageInfo, inspect_image
 from stages.lib.parallel import imap_progress
 
 
-def check_image(path: str) -> tuple[str, ImageInfo | str]:
-    """(path, ImageInfo) or (path, why it is unusable) — module level so worker processes can run it.
+# Set in the parent before the pool forks, so workers inherit it: jobs are then the relative
+# paths already held, not a second list of absolute ones (memory per candidate image).
+_ROOT: list[Path] = []
+
+
+def check_image(rel: str) -> ImageInfo | str:
+    """ImageInfo, or why the file is unusable — module level so worker processes can run it.
     Only a bad file is a result; any other error (a bug) propagates."""
     try:
-        return path, inspect_image(path)
+        return inspect_image(_ROOT[0] / rel)
     except BadImage as err:
-        return path, str(err)
+        return str(err)
 
 
 def verify(root: Path, files: dict[str, list[str]]) -> tuple[dict[str, dict[str, ImageInfo]], list[dict]]:
     """Decode every candidate; returns (ImageInfo by path per class, undecodable files with reasons)."""
-    classes = list(files)
-    jobs = [str(root / p) for name in classes for p in files[name]]
-    checked = dict(imap_progress(check_image, jobs, total=len(jobs), desc="balance: verifying images"))
+    _ROOT[:] = [Path(root)]
+    jobs = (rel for name in files for rel in files[name])
+    results = imap_progress(check_image, jobs, total=sum(map(len, files.values())), desc="balance: verifying images")
     valid, undecodable = {}, []
-    for name in classes:
+    for name in files:  # results arrive in job order: class by class
         valid[name] = {}
-        for rel in files[name]:
-            result = checked[str(root / rel)]
+        for rel, result in zip(files[name], results):
             if isinstance(result, str):
                 undecodable.append({"path": rel, "reason": result})
             else:
                 valid[name][rel] = result
+    if next(results, None) is not None:  # also ends the generator, closing its pool and progress bar
+        raise RuntimeError("verify: more results than candidate files")
     return valid, undecodable
 
 
