@@ -79,9 +79,14 @@ def caches_features(cfg: dict, run: dict) -> bool:
     return bool(run["cache_frozen_features"]) and options.get("trainable") == "frozen" and pretrained
 
 
+# Which benchmark writes each file.
+WRITTEN_BY = {"study_runtime.csv": "study_runtime.py", "stage_overhead.csv": "study_runtime.py",
+              "pipeline.csv": "pipeline.py", "memory.csv": "memory.py"}
+
+
 def _rows(path: Path) -> list[dict]:
     if not path.is_file():
-        raise FileNotFoundError(f"{path.name} not found: run python benchmarks/{path.stem.split('_')[0]}*.py")
+        raise FileNotFoundError(f"{path.name} not found: run python benchmarks/{WRITTEN_BY[path.name]}")
     with path.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
@@ -167,8 +172,8 @@ def project(params: dict, models: dict[str, dict], run: dict, counts: dict, figu
     rows = [StageTime(f"embedded@{name}", 1, s, s) for name in params.get("embedded", [])
             if (s := figures.stage_s.get(f"embedded@{name}")) is not None]
     fixed, per_image = figures.data["balance"]
-    verified = f"{n['candidates']} images verified" + ("" if n.get("candidates_known", True) else
-                                                       " (at least: every image in the folder is)")
+    verified = f"{n['candidates']} images verified" if n.get("candidates_known", True) else \
+        f"at least {n['candidates']} images verified (every image in the folder is)"
     rows.append(_one("balance", fixed + per_image * n["candidates"], verified))
     rows.append(_one("split", plain))
     fixed, per_image = figures.data["prepare"]
