@@ -73,6 +73,36 @@ def test_a_signal_whose_exception_python_swallows_still_fails_the_stage_and_publ
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # neither the output nor its temporary
 
 
+_SIGNAL_WHILE_THE_POOL_FORKS = """
+import os, signal, time
+from stages.lib.errors import run_stage
+from stages.lib.parallel import imap_progress
+
+def dispositions(i):
+    return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+def main():
+    print("workers default", all(imap_progress(dispositions, range(300), total=300, desc="a")), flush=True)
+    os.register_at_fork(after_in_parent=lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(0.5)))
+    list(imap_progress(dispositions, range(300), total=300, desc="b"))
+    print("not reached", flush=True)
+
+run_stage(main)
+"""
+
+
+def test_a_signal_sent_while_the_pool_forks_arrives_after_it_in_ordinary_code(tmp_path):
+    """Stop signals are held back while imap_progress forks its workers, so none lands in an
+    at-fork hook (where it was swallowed and left logging's lock held: the next pool's workers
+    deadlocked, and the stage hung); workers die on SIGTERM at once and leave SIGINT to the parent."""
+    proc = subprocess.run([sys.executable, "-c", _SIGNAL_WHILE_THE_POOL_FORKS], cwd=tmp_path,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1])),
+                          capture_output=True, text=True, timeout=120)
+    assert "workers default True" in proc.stdout, proc.stderr
+    assert "Exception ignored" not in proc.stderr and "not reached" not in proc.stdout
+    assert proc.returncode == 128 + signal.SIGTERM and "interrupted (SIGTERM)" in proc.stderr, proc.stderr
+
+
 def _interrupt(cmd: list[str], cwd: Path, marker, sig: int, timeout: float = 300) -> int:
     """Start ``cmd``, send ``sig`` once ``marker()`` (the stage is writing) holds, return its exit code."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import signal
+import threading
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from tqdm import tqdm
@@ -14,6 +16,39 @@ R = TypeVar("R")
 
 # Below this many items a process pool costs more than it saves.
 MIN_ITEMS_FOR_POOL = 256
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _worker_signals() -> None:
+    """A worker dies at once when the pool terminates it (SIGTERM), even if stuck in a C lock,
+    and leaves Ctrl-C (sent to the whole process group) to its parent."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _start_pool(workers: int):
+    """A fork pool, started so that no SIGINT/SIGTERM is handled inside Python's at-fork hooks:
+    an exception raised there is swallowed ("Exception ignored") and, in logging's hook, leaves
+    logging's lock held, so the next pool's workers deadlock on it and the stage hangs. While
+    the pool starts, a stop signal is only recorded (and held back from the workers, which
+    unblock it once their own handlers are set); it is raised again right after, in ordinary code."""
+    caught: list[int] = []
+    in_main = threading.current_thread() is threading.main_thread()  # where Python runs signal handlers
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in STOP_SIGNALS} \
+        if in_main else {}
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        pool = multiprocessing.get_context("fork").Pool(workers, initializer=_worker_signals)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if caught:
+        pool.terminate()
+        for s in dict.fromkeys(caught):
+            signal.raise_signal(s)  # to the stage's own handler, now restored
+    return pool
 
 
 def imap_progress(
@@ -35,7 +70,7 @@ def imap_progress(
             return
         window = workers * chunksize * 4
         items = iter(items)
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
+        with _start_pool(workers) as pool:
             while batch := list(itertools.islice(items, window)):
                 for result in pool.imap(func, batch, chunksize=chunksize):
                     yield result
