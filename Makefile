@@ -6,12 +6,14 @@ BIN := $(abspath $(VENV))/bin
 # DVC stage commands call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test test-fast dag params check review prune bench clean
+.PHONY: install test-deps repro test test-fast dag params check review prune bench clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -n "$(PYTHON)" || { echo "make: no python3 found; install Python 3.11 (or run make PYTHON=/path/to/python3.11)" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); \
+	    echo "make: '$(PYTHON) -m venv' failed; on Debian/Ubuntu: sudo apt-get install -y python3-venv" >&2; exit 1; }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	touch $@
@@ -19,7 +21,12 @@ $(VENV)/.installed: requirements.txt
 repro: install
 	$(BIN)/dvc repro
 
-test: install
+# What the tests need beyond requirements.txt (Chromium): installed as root, or a one-line instruction
+# and a non-zero exit before any test runs.
+test-deps:
+	@sh tests/system-deps.sh
+
+test: install test-deps
 	$(BIN)/python -m pytest
 
 # The edit loop: every test but the slow ones (DVC stages in subprocesses, real training runs).

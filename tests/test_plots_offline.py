@@ -26,7 +26,7 @@ VEGA = REPO / "vendor" / "vega"
 PAGE = VEGA / "page.html"
 PACKAGES = ("vega", "vega-lite", "vega-embed")
 INSTALL = ("sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium"
-           " (Debian/Ubuntu; .ci/run does this), or set CHROMIUM=/path/to/chromium")
+           " (Debian/Ubuntu; `make test` does this as root), or set CHROMIUM=/path/to/chromium")
 EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=", re.IGNORECASE)
 
 
