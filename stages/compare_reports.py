@@ -9,7 +9,8 @@ Training is not bit-for-bit reproducible across machines, so equal numbers are t
 instead each model's mean over runs must agree within the two reports' confidence intervals, and
 each pairwise verdict (who is better, or no significant difference) must be the same. The same
 for the data-size curve: each point's main-metric mean (model x training-set size) and each
-pair's supported crossing (who overtakes whom, or none).
+pair's supported crossing (who overtakes whom, or none). A model, metric, pair or curve point
+found in only one report is a disagreement that says which report has it.
 Prints one line per check and a summary; exits 0 when everything agrees, 1 on any disagreement
 and 2 on a file it cannot read.
 """
@@ -116,7 +117,9 @@ def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[tuple[boo
             out.append(_only_in("model", model, model in models_a))
             continue
         ma, mb = models_a[model], models_b[model]
-        names = metrics if metrics is not None else [m for m in ma if m in mb and m not in MACHINE_DEPENDENT]
+        # Every metric of either report: one a fresh run lost (or gained) is a disagreement, not skipped.
+        names = metrics if metrics is not None else [m for m in dict.fromkeys([*ma, *mb])
+                                                     if m not in MACHINE_DEPENDENT]
         for metric in names:
             if metric not in ma or metric not in mb:
                 where = "neither" if metric not in ma and metric not in mb else ("A" if metric in ma else "B")
@@ -176,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("a", metavar="A.json", help="a report summary (metrics/comparison.json)")
     parser.add_argument("b", metavar="B.json", help="the summary to check it against")
     parser.add_argument("--metrics", nargs="+",
-                        help="only these metrics (default: every metric in both but times and throughputs)")
+                        help="only these metrics (default: every metric in either but times and throughputs)")
     args = parser.parse_args(argv)
     try:
         a, b = load(args.a), load(args.b)

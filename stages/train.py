@@ -45,7 +45,7 @@ from dvclive.keras import DVCLiveCallback
 from stages.lib.dataset import make_dataset
 from stages.lib.distribute import mixed_precision_policy, pick_strategy
 from stages.lib.errors import run_stage
-from stages.lib.files import atomic_output, write_json
+from stages.lib.files import atomic_outputs, write_json_to
 from stages.lib.frozen import cached_split, load_features, split_at_head, take_rows
 from stages.lib.layout import (FEATURES, FULL, curves_dir, features_dir, model_path, run_label, train_cost_path,
                                train_metrics_path)
@@ -151,7 +151,11 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
         f"{strategy.num_replicas_in_sync} replica(s)",
         flush=True,
     )
-    with atomic_output(curves_dir(name, seed, percent=percent)) as tmp_live:
+    # Every output is written to a temporary, and all are published together once the last is
+    # written: a run stopped at any point (during the fit, while the model is saved) leaves none.
+    outputs = (curves_dir(name, seed, percent=percent), model_path(name, seed, percent=percent),
+               train_metrics_path(name, seed, percent=percent), train_cost_path(name, seed, percent=percent))
+    with atomic_outputs(*outputs) as (tmp_live, tmp_model, tmp_metrics, tmp_cost):
         # dvcyaml=False / save_dvc_exp=False: dvclive must not rewrite dvc.yaml or create experiments.
         live = Live(str(tmp_live), dvcyaml=False, save_dvc_exp=False, report=None)
         callbacks.append(DVCLiveCallback(live=live))
@@ -162,40 +166,39 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
         )
         fit_time = time.perf_counter() - start + (features_time or 0.0)
 
-    monitored = history.history[stop["monitor"]]
-    best = (min if stop["monitor"] == "val_loss" else max)(range(len(monitored)), key=monitored.__getitem__)
-    # Keras's EarlyStopping restores the best epoch's weights at the end of fit (stopped early
-    # or not) when restore_best_weights is set; the saved model, which evaluate scores, carries them.
-    restored = stop["patience"] > 0 and stop["restore_best_weights"]
-    total, trainable = count_params(model)
-    epoch_seconds, cores = throughput.steady()
-    metrics = {
-        "epochs_run": len(monitored),
-        "best_epoch": best + 1,
-        "evaluated_epoch": best + 1 if restored else len(monitored),
-        "params_total": total,
-        "params_trainable": trainable,
-        "cached_features": bool(parts),
-        "features_source": features_source,
-        "seed": seed,
-        "train_percent": percent,
-        "train_images": n_train,
-        "train_images_per_class": round(n_train / num_classes, 3),
-        "val_images": len(val_split.labels),
-    }
-    cost = {  # machine-dependent: its own file (stages/lib/layout.py)
-        "fit_time_s": round(fit_time, 3),
-        "time_per_trainable_param": fit_time / trainable if trainable else None,
-        "train_img_per_s": round(n_train / epoch_seconds, 2),
-        "train_cpu_cores": round(cores, 2),
-        "features_time_s": None if features_time is None else round(features_time, 3),
-        # The features stage's one-off time, shared by every run of the model: not in fit_time_s.
-        "stored_features_time_s": stored_time,
-    }
-    with atomic_output(model_path(name, seed, percent=percent)) as tmp_model:
+        monitored = history.history[stop["monitor"]]
+        best = (min if stop["monitor"] == "val_loss" else max)(range(len(monitored)), key=monitored.__getitem__)
+        # Keras's EarlyStopping restores the best epoch's weights at the end of fit (stopped early
+        # or not) when restore_best_weights is set; the saved model, which evaluate scores, carries them.
+        restored = stop["patience"] > 0 and stop["restore_best_weights"]
+        total, trainable = count_params(model)
+        epoch_seconds, cores = throughput.steady()
+        metrics = {
+            "epochs_run": len(monitored),
+            "best_epoch": best + 1,
+            "evaluated_epoch": best + 1 if restored else len(monitored),
+            "params_total": total,
+            "params_trainable": trainable,
+            "cached_features": bool(parts),
+            "features_source": features_source,
+            "seed": seed,
+            "train_percent": percent,
+            "train_images": n_train,
+            "train_images_per_class": round(n_train / num_classes, 3),
+            "val_images": len(val_split.labels),
+        }
+        cost = {  # machine-dependent: its own file (stages/lib/layout.py)
+            "fit_time_s": round(fit_time, 3),
+            "time_per_trainable_param": fit_time / trainable if trainable else None,
+            "train_img_per_s": round(n_train / epoch_seconds, 2),
+            "train_cpu_cores": round(cores, 2),
+            "features_time_s": None if features_time is None else round(features_time, 3),
+            # The features stage's one-off time, shared by every run of the model: not in fit_time_s.
+            "stored_features_time_s": stored_time,
+        }
         model.save(tmp_model)
-    write_json(train_metrics_path(name, seed, percent=percent), metrics)
-    write_json(train_cost_path(name, seed, percent=percent), cost)
+        write_json_to(tmp_metrics, metrics)
+        write_json_to(tmp_cost, cost)
     return {**metrics, **cost}
 
 

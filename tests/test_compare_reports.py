@@ -85,6 +85,29 @@ def test_metrics_option_restricts_the_checks(tmp_path, capsys):
     assert "vit top3_accuracy: only in neither" in capsys.readouterr().out
 
 
+def test_a_metric_missing_from_one_report_disagrees_and_names_the_report_that_has_it(tmp_path, capsys):
+    """A fresh run that lost a metric does not "agree" on the metrics left: the lost one is a disagreement."""
+    lost = summary()
+    del lost["models"]["vit"]["macro_f1"]
+    assert run(tmp_path, summary(), lost) == 1
+    out = capsys.readouterr().out
+    assert disagreements(out) == ["DISAGREE  vit macro_f1: only in A"]  # B, the fresh run, lacks it
+    assert out.splitlines()[-1] == "5 checks: 4 agree, 1 disagree"
+    assert run(tmp_path, lost, summary()) == 1  # the other way round: a metric only the fresh run has
+    assert disagreements(capsys.readouterr().out) == ["DISAGREE  vit macro_f1: only in B"]
+    assert run(tmp_path, summary(), lost, "--metrics", "accuracy") == 0  # --metrics still restricts the checks
+    assert capsys.readouterr().out.splitlines()[-1] == "3 checks: 3 agree, 0 disagree"
+    assert run(tmp_path, summary(), lost, "--metrics", "accuracy", "macro_f1") == 1
+    assert disagreements(capsys.readouterr().out) == ["DISAGREE  vit macro_f1: only in A"]
+    timed = summary()
+    timed["models"]["vit"]["fit_time_s"] = stat(60.0, 2.0)  # a timing in one report only: not checked unless asked
+    assert run(tmp_path, timed, summary()) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "5 checks: 5 agree, 0 disagree"
+    assert run(tmp_path, timed, summary(), "--metrics", "fit_time_s") == 1
+    assert disagreements(capsys.readouterr().out) == ["DISAGREE  vit fit_time_s: only in A",
+                                                      "DISAGREE  resnet50 fit_time_s: only in neither"]
+
+
 def test_flipped_verdict_disagrees(tmp_path, capsys):
     b = summary()
     b["pairs"]["vit_vs_resnet50"].update(significant=False, better=None)

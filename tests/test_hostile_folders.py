@@ -11,11 +11,13 @@ cannot hash, all at once.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -176,18 +178,150 @@ def test_balance_on_a_hostile_read_only_tree_reports_every_kind_and_changes_noth
     assert snapshot(root) == before
 
 
-def test_a_fifo_or_socket_is_refused_unopened_by_the_decoder(tmp_path):
+class OpenedSpecialFile(Exception):
+    """Raised, by the audit hook below, in place of opening a FIFO, socket or device."""
+
+
+_WATCH: list = []  # [hook added, (special paths, paths opened) while a block records]
+
+
+def _audit_opens(event: str, args: tuple) -> None:
+    """Every open in this process, by any means (builtins/io.open, os.open, Pillow's, pathlib's),
+    raises the "open" audit event first: record its path and refuse the special files, so a
+    decoder that opens one fails here instead of hanging on a FIFO."""
+    if event != "open" or len(_WATCH) < 2 or not isinstance(args[0], (str, bytes, os.PathLike)):
+        return
+    specials, opened = _WATCH[-1]
+    path = os.fsdecode(args[0])
+    opened.append(path)
+    if path in specials or os.path.realpath(path) in specials:
+        raise OpenedSpecialFile(path)
+
+
+@contextlib.contextmanager
+def watching_opens(specials: set[str]):
+    """The list of every path opened inside this block; opening one of ``specials`` (or what a
+    link resolves to) raises OpenedSpecialFile instead. An audit hook cannot be removed: one is
+    added per process, inert outside this block."""
+    if not _WATCH:
+        _WATCH.append(None)  # _WATCH[0]: the hook is in
+        sys.addaudithook(_audit_opens)
+    opened: list[str] = []
+    _WATCH.append((specials | {os.path.realpath(p) for p in specials}, opened))
+    try:
+        yield opened
+    finally:
+        _WATCH.pop()
+
+
+def test_a_fifo_socket_or_device_is_refused_unopened_by_the_decoder(tmp_path, monkeypatch):
+    """Refused from its type alone: never opened -- not even with O_NONBLOCK, which would not hang
+    on a FIFO but is still an open (and a socket fails at once with ENXIO, hiding any hang)."""
+    from stages.lib import verify
+
     os.mkfifo(tmp_path / "fifo.jpg")
-    for call in (inspect_image, load_rgb):
-        with pytest.raises(BadImage, match=r"not a regular file \(fifo\)"):
-            call(tmp_path / "fifo.jpg")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(tmp_path / "socket.png"))
+    sock.close()
+    (tmp_path / "null_link.jpg").symlink_to("/dev/null")  # the decoder follows links: a device
+    kinds = {"fifo.jpg": "fifo", "socket.png": "socket", "null_link.jpg": "device", "/dev/null": "device"}
+    try:  # a device node of its own (root only; a nodev mount still lets it be made, not opened)
+        os.mknod(tmp_path / "char_dev.png", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        kinds["char_dev.png"] = "device"
+    except PermissionError:
+        pass
+    paths = {name: str(tmp_path / name) for name in kinds}  # "/dev/null" stays itself
+    monkeypatch.setattr(verify, "_ROOT", [tmp_path])  # check_image: what balance reports per file
+    outcomes, opened_specials = {}, {}
+    for name, path in paths.items():
+        for call in (inspect_image, load_rgb, verify.check_image):
+            with watching_opens({path}) as opened:
+                try:
+                    result = call(path)
+                    outcome = result if isinstance(result, str) else f"accepted: {result!r}"
+                except BadImage as err:
+                    outcome = str(err)
+                except OpenedSpecialFile as err:
+                    outcome = f"opened {err}"
+            outcomes[name, call.__name__] = outcome
+            opened_specials[name, call.__name__] = [p for p in opened if os.path.realpath(p) == os.path.realpath(path)]
+    assert {key: p for key, p in opened_specials.items() if p} == {}  # never opened, by any call
+    for (name, call), outcome in outcomes.items():
+        assert outcome == f"not a regular file ({kinds[name]})", (name, call, outcome)
 
 
+# What `dvc repro` cannot hash in a folder, asked of DVC itself: run as a script, in a subprocess.
+DVC_ORACLE = r"""
+import json, os, sys, threading, time
+root, repo_dir = sys.argv[1], sys.argv[2]
+opened = []  # every path under root opened, by any thread: the last one is where a hang waits
+sys.addaudithook(lambda event, args: opened.append(args[0]) if event == "open" and isinstance(args[0], str)
+                 and args[0].startswith(root + os.sep) else None)
+from dvc.dependency import loads_from
+from dvc.repo import Repo
+from dvc.stage import PipelineStage
+
+repo = Repo.init(repo_dir, no_scm=True)
+stage = PipelineStage(repo, os.path.join(repo_dir, "dvc.yaml"), cmd="true", name="balance")
+(dep,) = loads_from(stage, [root])  # balance's `- ${balance.source}` dep
+blocking = {}
+for attempt in range(20):  # hash as `dvc repro`/`dvc status` does; remove what stops it; again
+    result, new = {}, []
+    def hash_dep():
+        try:
+            result["hash"] = dep.get_hash()
+        except Exception as err:
+            result["error"] = err
+    thread = threading.Thread(target=hash_dep, daemon=True)
+    thread.start()
+    seen, since = len(opened), time.monotonic()
+    while thread.is_alive():
+        thread.join(0.1)
+        if len(opened) != seen:
+            seen, since = len(opened), time.monotonic()
+        elif thread.is_alive() and time.monotonic() - since > 2:  # stuck opening one file: a hang
+            new.append(opened[-1])
+            blocking[os.path.relpath(opened[-1], root)] = "hangs"
+            try:  # a FIFO's reader waits for a writer: be one, so DVC goes on (it reads EOF)
+                os.close(os.open(os.path.realpath(opened[-1]), os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+            seen, since = len(opened), time.monotonic()
+    if "error" in result:
+        err = result["error"]
+        if not getattr(err, "filename", None):
+            raise err
+        new.append(err.filename)
+        blocking[os.path.relpath(err.filename, root)] = f"{type(err).__name__}: {err}"
+    if not new:
+        break
+    for path in new:
+        os.unlink(path)
+print("BLOCKING " + json.dumps(blocking))
+os._exit(0)
+"""
+
+
+@pytest.mark.slow  # ~6 s: DVC in a subprocess, which waits 2 s on each of the two FIFO entries
 def test_preflight_lists_everything_dvc_cannot_hash(tmp_path):
+    """Preflight's list against DVC's own: in a throw-away DVC repository (tmp_path, holding the
+    source), the source is hashed as a dependency, as `dvc repro` hashes balance's deps; each
+    entry it fails on (its error's file name) or hangs on (the path it is stuck opening) is
+    removed and it hashes again, until it succeeds. A DVC that hashes differently fails here."""
     root, _ = hostile_tree(tmp_path)
-    found = dict(entries_dvc_cannot_hash(root))
-    assert set(found) == {"cat/fifo.jpg", "cat/socket.png", "cat/gone.jpg", "cat/to_fifo.jpg"}, found
-    assert "dangling" in found["cat/gone.jpg"]
+    (root / "cat" / "to_null.jpg").symlink_to("/dev/null")  # a device: DVC reads it as empty
+    found = dict(entries_dvc_cannot_hash(root))  # before DVC's run removes the blockers
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", DVC_SITE_CACHE_DIR=str(tmp_path / "dvc_site_cache"))
+    proc = subprocess.run([sys.executable, "-c", DVC_ORACLE, str(root), str(tmp_path)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("BLOCKING "))
+    dvc_blocking = json.loads(line.removeprefix("BLOCKING "))
+    assert dvc_blocking, "DVC hashed the hostile folder without a single failure"
+    # Preflight refuses every device, though DVC hashes /dev/null (as empty): /dev/zero, a
+    # terminal or a disk would read forever, and no device is an image.
+    assert set(found) == set(dvc_blocking) | {"cat/to_null.jpg"}, (found, dvc_blocking)
+    assert "dangling" in found["cat/gone.jpg"] and "FileNotFoundError" in dvc_blocking["cat/gone.jpg"]
 
 
 @pytest.mark.slow  # the real stage commands in a repository copy

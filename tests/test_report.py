@@ -8,6 +8,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
 
 from stages.lib import figures, layout
 from stages.lib.errors import DataError, ParamError
@@ -18,6 +20,10 @@ from stages.report import Inputs, Outputs, build_report, parse_params
 CLASSES = ["cat", "dog", "007", "red fox"]  # "007" must stay a string
 FAMILIES = {"vit": "vit", "mobilenet_v2": "mobilenet_v2"}
 EVAL_KEYS = ("accuracy", "top3_accuracy", "macro_f1", "weighted_f1", "log_loss", "ece")
+# Each quality metric of a run sits at its own offset from the run's planted score: a report that reads,
+# writes or draws one metric in another's place (a swapped column or panel) shows different numbers.
+METRIC_OFFSETS = {"accuracy": 0.0, "top3_accuracy": 0.06, "macro_f1": -0.03, "weighted_f1": -0.015,
+                  "log_loss": 0.25, "ece": -0.55}
 
 
 def fake_probs(y: np.ndarray, k: int, skill: float, seed: int) -> np.ndarray:
@@ -189,6 +195,7 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS, pe
 
     At the largest size model i's accuracy in run (seed) s is 0.9 - 0.1 i + 0.01 s: a planted, consistent
     difference. At a smaller size it is 0.6 + 0.1 i + 0.01 s: the order is reversed, a planted crossing.
+    Every other quality metric is that score plus its own METRIC_OFFSETS value.
     Run (i, s) trains 4 + s epochs and is evaluated with the weights of epoch 2 + s (early stopping)."""
     inputs = Inputs(**{field: root / field for field in Inputs.__dataclass_fields__})
     rng = np.random.default_rng(1)
@@ -204,7 +211,7 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS, pe
                                    for seed in seeds]:
         full = percent == max(percents)
         score = 0.9 - 0.1 * i + 0.01 * seed if full else 0.6 + 0.1 * i + 0.01 * seed
-        metrics = {k: float(score) for k in EVAL_KEYS}
+        metrics = {k: float(score + METRIC_OFFSETS[k]) for k in EVAL_KEYS}
         metrics.update(model_size_mb=1.5, params_total=10_000 * (i + 1), params_trainable=10_000 * (i + 1),
                        num_test_images=n, per_class={})
         eval_cost = {"eval_time_s": 1.0 + i, "infer_img_per_s": 100.0, "latency_ms_b1": 5.0 * (i + 1)}
@@ -254,6 +261,9 @@ def test_report_end_to_end(tmp_path):
     assert list(table["seed"]) == SEEDS * 4 and list(table["train_percent"]) == [50] * 3 + [100] * 3 + [50] * 3 + [100] * 3
     assert list(table.columns) == list(COLUMNS)  # quality and cost merged into one row, as before the split
     at_full = table[table["train_percent"] == 100]
+    for key, offset in METRIC_OFFSETS.items():  # each column holds its own metric, as planted
+        assert at_full[key].tolist() == pytest.approx(
+            [0.9 + 0.01 * s + offset for s in SEEDS] + [0.8 + 0.01 * s + offset for s in SEEDS])
     assert at_full["fit_time_s"].tolist() == [30.0, 31.0, 32.0, 60.0, 61.0, 62.0]  # from the cost files
     assert at_full["latency_ms_b1"].tolist() == [5.0] * 3 + [10.0] * 3
     assert at_full["epochs_run"].tolist() == [4, 5, 6] * 2
@@ -261,6 +271,8 @@ def test_report_end_to_end(tmp_path):
     assert summary["seeds"] == SEEDS and summary["best"] == "vit" and summary["train_percent"] == 100
     acc = summary["models"]["vit"]["accuracy"]  # the largest size's runs only
     assert acc["n"] == 3 and acc["mean"] == pytest.approx(0.91) and acc["ci_low"] < 0.91 < acc["ci_high"]
+    assert {k: summary["models"]["vit"][k]["mean"] for k in EVAL_KEYS} == pytest.approx(
+        {k: 0.91 + offset for k, offset in METRIC_OFFSETS.items()})
     pair = summary["pairs"]["vit_vs_mobilenet_v2"]
     # The planted difference is exactly 0.1 in every run: found, in the right direction.
     assert pair["diff_mean"] == pytest.approx(0.1) and pair["significant"] and pair["better"] == "vit"
@@ -274,11 +286,15 @@ def test_report_end_to_end(tmp_path):
     # Every run's difference is the same 0.1: the t statistic is infinite, the interval a point.
     assert pair["verdict"] == ("vit better than mobilenet_v2 on accuracy by +0.100 (95% CI +0.100 to +0.100; "
                                "paired t-test over 3 runs, Holm-corrected p = 0)")
-    spread = "0.9100 ± 0.0100 [0.8852, 0.9348]"  # mean 0.91, sd 0.01, t(0.975, 2) * 0.01 / sqrt(3) = 0.0248
+    # vit's accuracy: mean 0.91, sd 0.01, t(0.975, 2) * 0.01 / sqrt(3) = 0.0248: "0.9100 ± 0.0100 [0.8852, 0.9348]";
+    # every other metric the same spread around its own mean, in its own column.
+    means = [0.91 + offset for offset in METRIC_OFFSETS.values()]
+    spread = [f"{m:.4f} ± 0.0100 [{m - 0.0248:.4f}, {m + 0.0248:.4f}]" for m in means]
     header, rule, vit_row = outputs.table_md.read_text().splitlines()[2:5]
     assert header == "| model | family | runs | accuracy | top3_accuracy | macro_f1 | weighted_f1 | log_loss | ece |"
     assert re.fullmatch(r"\|(-+\|){9}", rule)  # a pipe table's rule, one per column
-    assert vit_row == "| vit | vit | 3 | " + " | ".join([spread] * 6) + " |"  # the cells as formatted, unpadded
+    assert spread[0] == "0.9100 ± 0.0100 [0.8852, 0.9348]"
+    assert vit_row == "| vit | vit | 3 | " + " | ".join(spread) + " |"  # the cells as formatted, unpadded
 
     # Quality only in comparison.json; the timings' statistics in the cost summary, from the same runs.
     assert not [k for k in keys_of(summary) if any(t in k for t in ("time", "img_per_s", "latency"))]
@@ -409,18 +425,63 @@ def test_report_with_one_model_and_two_classes(tmp_path):
     assert "no pairwise comparison" in outputs.report_md.read_text()
 
 
-@pytest.mark.parametrize("metric, title", [("macro_f1", "macro-F1"), ("accuracy", "accuracy")])
-def test_primary_metric_names_the_best_model(tmp_path, metric, title):
+@pytest.mark.parametrize("metric, title, best, means", [
+    ("macro_f1", "macro-F1", "mobilenet_v2", {"vit": 0.88, "mobilenet_v2": 0.96}),
+    ("accuracy", "accuracy", "vit", {"vit": 0.91, "mobilenet_v2": 0.81})])
+def test_primary_metric_names_the_best_model(tmp_path, monkeypatch, metric, title, best, means):
+    """At the largest size vit leads on accuracy (0.91 vs 0.81) but mobilenet_v2 is planted ahead on
+    macro-F1 (0.95 + 0.01 s, mean 0.96, vs vit's 0.88): the best model, its score, the verdicts' pair,
+    the data-size curve and the runs figure must all follow ``report.primary_metric``, not accuracy."""
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
-    summary = build_report(parse_params({**PARAMS, "report": {**PARAMS["report"], "primary_metric": metric}}),
-                           inputs, outputs)
-    table = pd.read_csv(outputs.table_csv)
-    means = table[table["train_percent"] == max(PERCENTS)].groupby("model")[metric].mean()  # the largest size
-    assert summary["primary_metric"] == metric
-    assert summary["best"] == means.idxmax()
-    assert summary["best_score"] == pytest.approx(means.max(), abs=1e-6)
+    for seed in SEEDS:
+        path = layout.eval_metrics_path("mobilenet_v2", seed, inputs.eval)
+        path.write_text(json.dumps({**json.loads(path.read_text()), "macro_f1": 0.95 + 0.01 * seed}))
+    drawn = []
+    original = figures.runs_strip
+    monkeypatch.setattr(figures, "runs_strip", lambda *a, **k: drawn.append(original(*a, **k)) or drawn[-1])
+    build_report(parse_params({**PARAMS, "report": {**PARAMS["report"], "primary_metric": metric}}), inputs, outputs)
+
+    summary = json.loads(outputs.comparison.read_text())
+    assert summary["primary_metric"] == metric and summary["best"] == best
+    assert summary["best_score"] == pytest.approx(means[best])  # the named metric's mean, not accuracy's
+    pair = summary["pairs"]["vit_vs_mobilenet_v2"]
+    assert pair["metric"] == metric and pair["diff_mean"] == pytest.approx(means["vit"] - means["mobilenet_v2"])
+    curve = pd.read_csv(outputs.data_size_csv)  # vit 50 %, 100 %, mobilenet_v2 50 %, 100 %
+    offset = METRIC_OFFSETS[metric]
+    assert curve[f"{metric}_mean"].tolist() == pytest.approx(
+        [0.61 + offset, means["vit"], 0.71 + offset, means["mobilenet_v2"]])
+    (ax,) = drawn[0].axes  # one dot per run, at that run's value of the main metric
+    assert ax.get_ylabel() == title
+    dots = [y for c in ax.collections if len(c.get_offsets()) == len(SEEDS) for y in c.get_offsets()[:, 1]]
+    assert dots == pytest.approx([means[m] - 0.01 + 0.01 * s for m in FAMILIES for s in SEEDS])
     md = outputs.report_md.read_text()
-    assert f"Main metric: {title}." in md and f"Best by mean {title}: **{summary['best']}**" in md
+    assert f"Main metric: {title}." in md and f"Best by mean {title}: **{best}** ({means[best]:.4f})." in md
+
+
+def test_mcnemar_is_holm_corrected_across_the_pairs_of_each_run(tmp_path):
+    """Three models: three pairs per run, one Holm family per run. The report's per-run McNemar p-values,
+    raw and Holm-adjusted, must be statsmodels' exact McNemar on the predictions and its Holm correction,
+    both computed here independently of the report's code."""
+    families = {"vit": "vit", "mobilenet_v2": "mobilenet_v2", "resnet50": "resnet50"}
+    inputs, outputs = write_inputs(tmp_path / "in", families=families), outputs_in(tmp_path / "out")
+    params = {**PARAMS, "models": {name: {"family": fam, "image_size": 16} for name, fam in families.items()}}
+    build_report(parse_params(params), inputs, outputs)
+    pairs = json.loads(outputs.comparison.read_text())["pairs"]
+    assert list(pairs) == ["vit_vs_mobilenet_v2", "vit_vs_resnet50", "mobilenet_v2_vs_resnet50"]
+    adjusted_any = False
+    for s, seed in enumerate(SEEDS):
+        right = {m: pd.read_csv(layout.predictions_path(m, seed, inputs.predictions)).eval("label == pred_label")
+                 .to_numpy() for m in families}
+        raw = [mcnemar([[np.sum(right[a] & right[b]), np.sum(right[a] & ~right[b])],
+                        [np.sum(~right[a] & right[b]), np.sum(~right[a] & ~right[b])]], exact=True).pvalue
+               for a, b in (key.split("_vs_") for key in pairs)]
+        holm = multipletests(raw, method="holm")[1]
+        assert [p["mcnemar"]["p"][s] for p in pairs.values()] == pytest.approx(raw, rel=1e-5)
+        assert [p["mcnemar"]["p_holm"][s] for p in pairs.values()] == pytest.approx(holm.tolist(), rel=1e-5)
+        adjusted_any |= bool(np.any(holm > np.array(raw) * 1.5))
+    assert adjusted_any  # the data make Holm matter: raw p-values in place of adjusted ones would fail above
+    for p in pairs.values():
+        assert p["mcnemar"]["significant_runs"] == sum(x < PARAMS["report"]["alpha"] for x in p["mcnemar"]["p_holm"])
 
 
 @pytest.mark.parametrize("key, value", [("primary_metric", "f1"), ("alpha", 1.5), ("alpha", 0),
@@ -463,6 +524,7 @@ def test_a_cost_file_without_its_keys_is_refused(tmp_path):
         build_report(parse_params(PARAMS), inputs, outputs)
     assert str(err.value) == (f"{path}: missing fit_time_s, time_per_trainable_param: "
                               "re-run `dvc repro train@mobilenet_v2-100-2`")
+    assert not (tmp_path / "out").exists()  # refused before any output (tables, JSON, figures) is written
 
 
 def test_predictions_of_different_test_images_are_refused(tmp_path):
@@ -471,6 +533,7 @@ def test_predictions_of_different_test_images_are_refused(tmp_path):
     pd.read_csv(path).iloc[::-1].to_csv(path, index=False)  # same rows, other order: pairing would be wrong
     with pytest.raises(DataError, match=r"mobilenet_v2/100pct/s2\.csv and .*vit/100pct/s0\.csv are not the same test"):
         build_report(parse_params(PARAMS), inputs, outputs)
+    assert not (tmp_path / "out").exists()  # refused before any output (tables, JSON, figures) is written
 
 
 def test_every_size_must_be_tested_on_the_same_test_split(tmp_path):

@@ -10,6 +10,7 @@ changed architecture fails here until the benchmark is run again.
 from __future__ import annotations
 
 import math
+import re
 import tempfile
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from stages.lib import runtime
 from stages.lib.training import parse_model_params, parse_run_params
 
 REPO = Path(__file__).resolve().parents[1]
-EXPERIMENTS = ("default", "dogs13", "dogs28", "products7")
+# The default and every preset Hydra can compose (`+experiment=<name>`: conf/experiment/<name>.yaml),
+# read from the folder so that a new preset is checked without editing this list.
+EXPERIMENTS = ("default", *sorted(p.stem for p in (REPO / "conf/experiment").glob("*.yaml")))
 
 
 def composed(experiment: str) -> dict:
@@ -138,7 +141,20 @@ def test_the_committed_benchmarks_rate_every_model_of_every_experiment(experimen
     figures = runtime.load_figures()
     missing = [n for n, cfg in models_of(params).items() if runtime.model_key(cfg, run) not in figures.rates]
     assert not missing, f"{experiment}: no rate for {missing}: run python benchmarks/study_runtime.py"
-    assert all("," in source for source in figures.sources.values())  # machine, date
+
+
+def test_the_presets_are_read_from_the_preset_folder():
+    assert len(EXPERIMENTS) > 1 and {"dogs13", "products7"} <= set(EXPERIMENTS)  # the folder was found
+
+
+def test_the_committed_benchmarks_name_their_machine_and_date():
+    figures = runtime.load_figures()
+    assert set(figures.sources) == {"rates", "stages", "data", "overhead"}
+    for what, source in figures.sources.items():
+        # "<file>: <machine>, <YYYY-MM-DD>", the machine a real name: a file without one falls back to "?".
+        named = re.fullmatch(r"(?P<file>[\w.]+\.csv): (?P<machine>.+), (?P<date>\d{4}-\d{2}-\d{2})", source)
+        assert named, f"{what}: {source!r} does not name a machine and a date"
+        assert named["machine"].strip() not in ("", "?"), f"{what}: {source!r} names no machine"
 
 
 def test_preflight_prints_every_stages_projected_time(monkeypatch, capsys):

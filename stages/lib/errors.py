@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 
 class PipelineError(Exception):
@@ -50,7 +52,7 @@ class DataError(PipelineError):
 # seen: Python *ignores* an exception raised in an interpreter callback -- an at-fork hook (each
 # worker pool start runs logging's), a __del__, a weakref callback -- so a SIGTERM landing there
 # would be printed as "Exception ignored" and the stage would go on to finish and exit 0.
-# atomic_output and run_stage check this record, so no interrupted run publishes an output.
+# atomic_output(s) and run_stage check this record, so no interrupted run publishes an output.
 _RECEIVED: list[int] = []
 
 
@@ -70,6 +72,25 @@ def exit_if_interrupted() -> None:
     """Raise the interruption again where an interpreter callback swallowed it."""
     if (signum := interrupted()) is not None:
         raise KeyboardInterrupt if signum == signal.SIGINT else SystemExit(128 + signum)
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """While the block runs, a SIGINT/SIGTERM is only recorded (:func:`interrupted` sees it), not
+    raised: for a few steps that must all happen or none (publishing a stage's outputs). The
+    caller raises it after the block (:func:`exit_if_interrupted`). Handlers can be set in the
+    main thread only, where Python runs them; elsewhere nothing is held."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, lambda signum, frame: _RECEIVED.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                signal.signal(s, handler)
 
 
 def stage_label() -> str:

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from stages.lib.errors import exit_if_interrupted
+from stages.lib.errors import exit_if_interrupted, stop_signals_held
 
 
 def _remove(path: Path) -> None:
@@ -72,9 +72,47 @@ def atomic_output(target: str | Path) -> Iterator[Path]:
     os.replace(tmp, target)
 
 
+@contextmanager
+def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
+    """:func:`atomic_output` for a stage's several outputs, published together: yields their
+    temporary siblings, in order, and only once every one is written (and no stop signal came,
+    even a swallowed one) renames them all into place, with SIGINT/SIGTERM held back meanwhile. A
+    run interrupted at any point before leaves none of the targets, never some of them."""
+    paths = [Path(t) for t in targets]
+    tmps = []
+    for target in paths:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(target)
+        tmps.append(target.with_name(f".{target.stem}.tmp-{os.getpid()}{target.suffix}"))
+        _remove(tmps[-1])
+    try:
+        yield tmps
+        exit_if_interrupted()  # a signal whose exception an interpreter callback swallowed
+        if unwritten := [str(t) for t, tmp in zip(paths, tmps) if not (tmp.exists() or tmp.is_symlink())]:
+            raise FileNotFoundError(f"not written, so nothing published: {', '.join(unwritten)}")
+    except BaseException:
+        for tmp in tmps:
+            _remove(tmp)
+        raise
+    with stop_signals_held():
+        for tmp, target in zip(tmps, paths):
+            _remove(target)
+            os.replace(tmp, target)
+    exit_if_interrupted()  # a signal held back while publishing still fails the stage
+
+
+def _json_text(data: dict) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_json(path: str | Path, data: dict) -> None:
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.write_text(_json_text(data), encoding="utf-8")
+
+
+def write_json_to(tmp: Path, data: dict) -> None:
+    """The JSON :func:`write_json` writes, into a temporary of :func:`atomic_outputs`."""
+    tmp.write_text(_json_text(data), encoding="utf-8")
 
 
 def write_csv(path: str | Path, frame: pd.DataFrame) -> None:
