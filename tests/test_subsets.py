@@ -73,3 +73,22 @@ def test_bad_train_percent_names_the_key(value, message):
 
 def test_train_percent_is_returned_ascending():
     assert study_percents({"seeds": [0], "train_percent": [100, 25, 50]}) == [25, 50, 100]
+
+
+@pytest.mark.parametrize("percent", [0, 101, -5])
+def test_a_percent_outside_1_to_100_is_refused_with_the_value(percent):
+    with pytest.raises(ValueError, match=rf"^percent must be in 1\.\.100, got {percent}$"):
+        per_class_count(10, percent)
+
+
+def test_paths_and_labels_of_different_lengths_are_refused_with_both_counts():
+    with pytest.raises(ValueError, match=r"^3 paths but 2 labels$"):
+        nested_subset(["a", "b", "c"], [0, 1], 50, 0)
+
+
+def test_the_subset_is_integer_row_indices_even_when_empty():
+    # The indices select rows of the prepared arrays: floats (numpy's default for an empty list) cannot.
+    for paths, labels in ((["a", "b"], [0, 1]), ([], [])):
+        rows = nested_subset(paths, labels, 50, 0)
+        assert rows.dtype == np.int64
+        np.arange(10)[rows]  # usable as an index
