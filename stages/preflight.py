@@ -138,8 +138,8 @@ def _check_dataset(cfg) -> str:
         listed = "\n  ".join(f"{rel}: {why}" for rel, why in blocking[:20])
         more = f"\n  ... and {len(blocking) - 20} more" if len(blocking) > 20 else ""
         raise DataError(f"{cfg.source} (balance.source): {len(blocking)} entries that `dvc repro` cannot hash "
-                        f"(it waits forever on a FIFO and stops on a dangling link before any stage runs); "
-                        f"move or delete them:\n  {listed}{more}")
+                        "(it waits forever on a FIFO and stops on a socket or dangling link before any stage "
+                        f"runs; a device it would read as data); move or delete them:\n  {listed}{more}")
     if cfg.labels is None:
         return f"{cfg.source}: {sum(1 for e in source.iterdir() if e.is_dir())} sub-folders"
     from stages.lib.labels import read_table
