@@ -64,3 +64,39 @@ def test_every_test_the_readme_names_exists():
                 missing.append(f"{current}::{name}")
     assert checked > 30  # the scan reads the README's references (it names over 30)
     assert not missing, f"README names tests that do not exist: {missing}"
+
+
+def test_the_committed_mutation_scores_cover_every_module_and_reach_the_target():
+    """benchmarks/mutation.csv (written by benchmarks/mutation.py, not run in CI): every module the
+    benchmark mutates has a row whose counts add up, a score >= 0.80 recomputed from them, and each
+    mutant counted equivalent is listed with its reason in benchmarks/mutation_equivalent.csv."""
+    import csv
+    import importlib.util
+    import re
+
+    bench = REPO / "benchmarks"
+    sys.path.insert(0, str(bench))  # mutation.py imports its sibling pipeline.py
+    try:
+        spec = importlib.util.spec_from_file_location("mutation_benchmark", bench / "mutation.py")
+        mutation = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mutation)
+    finally:
+        sys.path.remove(str(bench))
+    with (bench / "mutation.csv").open(newline="") as f:
+        rows = {row["module"]: row for row in csv.DictReader(f)}
+    modules = [m for group, _ in mutation.GROUPS for m in group]
+    assert sorted(rows) == sorted(modules)
+    equivalent = mutation.equivalents()
+    survivors_md = (bench / "mutation_survivors.md").read_text(encoding="utf-8")
+    for module, row in rows.items():
+        n = {k: int(row[k]) for k in ("mutants", "killed", "survived", "timeout", "other", "equivalent")}
+        assert n["killed"] + n["survived"] + n["timeout"] + n["other"] == n["mutants"] > 0, module
+        assert n["equivalent"] <= n["survived"], module
+        score = (n["killed"] + n["timeout"]) / (n["mutants"] - n["equivalent"])
+        assert float(row["score"]) == pytest.approx(score, abs=5e-4) and score >= 0.80, (module, score)
+        assert row["machine"] and re.fullmatch(r"\d{4}-\d{2}-\d{2}", row["date"]), module
+        listed = [name for name in equivalent if name.startswith(module[:-3].replace("/", ".") + ".")]
+        assert len(listed) >= n["equivalent"], module
+    for name, why in equivalent.items():
+        assert why.strip(), name
+        assert f"`{name}`" in survivors_md, f"{name} is listed equivalent but did not survive the last run"
