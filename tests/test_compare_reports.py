@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -222,3 +224,134 @@ def test_the_data_size_curve_is_checked_point_by_point_and_crossing_by_crossing(
     broken["data_size"]["curve"][0].pop("accuracy_mean")
     assert run(tmp_path, base, broken) == 2
     assert "data_size needs" in capsys.readouterr().err
+
+
+def test_help_names_the_command_its_purpose_and_its_arguments(capsys):
+    """``--help`` is how a reviewer learns the call: it shows the module to run, what it checks and each argument."""
+    with pytest.raises(SystemExit) as done:
+        main(["--help"])
+    assert done.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal's width
+    assert out.startswith("usage: python -m stages.compare_reports ")
+    assert "A.json B.json" in out
+    assert "Check that two report summaries agree: does a fresh run reproduce the committed results?" in out
+    assert "A.json a report summary (metrics/comparison.json) B.json the summary to check it against" in out
+    assert out.endswith(
+        "--metrics METRICS [METRICS ...] only these metrics (default: every metric in either but times and throughputs)")
+
+
+def test_means_agree_counts_the_boundary_as_agreement():
+    # Exactly on the edge still agrees: fit times 10 s +- 3 and 15 s +- 4 are 5 s apart = hypot(3, 4).
+    assert means_agree(stat(10.0, 3.0), stat(15.0, 4.0))
+    assert means_agree(stat(0.0, None), stat(1e-9, None))  # single runs: within the 1e-9 tolerance, inclusive
+    assert not means_agree(stat(0.0, None), stat(2e-9, None))
+
+
+def test_intervals_are_shown_as_the_report_gives_them(tmp_path, capsys):
+    """An asymmetric interval (a bootstrap one, say) is printed with its own lower end, not mean - half-width;
+    a summary with only an upper end is shown symmetric about the mean."""
+    a = summary()
+    a["models"]["vit"]["accuracy"] = {"n": 3, "mean": 0.95, "ci_low": 0.90, "ci_high": 0.97}
+    b = copy.deepcopy(a)
+    b["models"]["vit"]["accuracy"] = {"n": 3, "mean": 0.95, "ci_high": 0.97}
+    assert run(tmp_path, a, b) == 0
+    assert "agree     vit accuracy: A 0.9500 [0.9000, 0.9700]  B 0.9500 [0.9300, 0.9700]" in capsys.readouterr().out
+
+
+def test_a_missing_model_metric_or_pair_does_not_stop_the_checks_after_it(tmp_path, capsys):
+    """Whatever is first in the report and missing from the other, everything after it is still compared."""
+    b = summary()
+    del b["models"]["vit"]  # the first model
+    del b["models"]["resnet50"]["accuracy"]  # the first metric of the next model
+    b["models"]["resnet50"]["macro_f1"] = stat(0.95, 0.01)  # ... and the one after it disagrees
+    a = summary()
+    a["pairs"] = {"vit_vs_deit": {"metric": "accuracy", "better": "vit"}, **a["pairs"]}  # a pair only A has, first
+    b["pairs"]["vit_vs_resnet50"]["better"] = None
+    assert run(tmp_path, a, b) == 1
+    assert capsys.readouterr().out.splitlines() == [
+        "DISAGREE  model vit: only in A",
+        "DISAGREE  resnet50 accuracy: only in A",
+        "DISAGREE  resnet50 macro_f1: A 0.8900 [0.8600, 0.9200]  B 0.9500 [0.9400, 0.9600]",
+        "DISAGREE  pair vit_vs_deit: only in A",
+        "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B no significant difference on accuracy",
+        "5 checks: 0 agree, 5 disagree"]
+
+
+def test_a_pair_without_a_metric_reads_as_the_bare_verdict(tmp_path, capsys):
+    a, b = summary(), summary()
+    for data, better in ((a, "vit"), (b, None)):
+        data["pairs"] = {"vit_vs_resnet50": {"better": better}}
+    assert run(tmp_path, a, b) == 1
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  vit_vs_resnet50: A vit better  B no significant difference"]
+
+
+def test_the_curve_is_checked_besides_the_models_and_pairs(tmp_path, capsys):
+    base = with_curve(summary())
+    assert run(tmp_path, base, copy.deepcopy(base)) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("agree     vit accuracy: ")  # the model checks come first ...
+    assert out[-1] == "10 checks: 10 agree, 0 disagree"  # ... 4 metrics + 1 pair + 4 curve points + 1 crossing
+    assert run(tmp_path, base, summary()) == 1  # a curve only A, the committed report, has
+    assert disagreements(capsys.readouterr().out) == ["DISAGREE  data-size curve: only in A"]
+
+
+def test_curves_on_different_metrics_disagree(tmp_path, capsys):
+    other = with_curve(summary())
+    size = other["data_size"]
+    size["metric"] = "macro_f1"
+    size["curve"] = [{k.replace("accuracy", "macro_f1"): v for k, v in r.items()} for r in size["curve"]]
+    assert run(tmp_path, with_curve(summary()), other) == 1
+    assert disagreements(capsys.readouterr().out) == ["DISAGREE  data-size curve: A on accuracy  B on macro_f1"]
+
+
+def test_curve_points_and_pairs_in_one_report_only_are_named(tmp_path, capsys):
+    lost = with_curve(summary())
+    lost["data_size"]["curve"].pop(0)  # vit at 25 %: the first point
+    del lost["data_size"]["pairs"]  # an older summary may have no curve pairs at all
+    assert run(tmp_path, with_curve(summary()), lost) == 1
+    assert capsys.readouterr().out.splitlines()[-6:] == [
+        "DISAGREE  curve point vit at 25 %: only in A",
+        "agree     curve vit at 100 % accuracy: A 0.9500 [0.9300, 0.9700]  B 0.9500 [0.9300, 0.9700]",
+        "agree     curve resnet50 at 25 % accuracy: A 0.7000 [0.6600, 0.7400]  B 0.7000 [0.6600, 0.7400]",
+        "agree     curve resnet50 at 100 % accuracy: A 0.9000 [0.8800, 0.9200]  B 0.9000 [0.8800, 0.9200]",
+        "DISAGREE  curve pair vit_vs_resnet50: only in A",
+        "10 checks: 8 agree, 2 disagree"]
+    assert run(tmp_path, lost, with_curve(summary())) == 1
+    assert disagreements(capsys.readouterr().out) == ["DISAGREE  curve point vit at 25 %: only in B",
+                                                      "DISAGREE  curve pair vit_vs_resnet50: only in B"]
+    assert run(tmp_path, lost, copy.deepcopy(lost)) == 0  # neither has curve pairs: nothing to compare there
+    assert capsys.readouterr().out.splitlines()[-1] == "8 checks: 8 agree, 0 disagree"
+
+
+def test_curve_points_show_their_own_interval(tmp_path, capsys):
+    skewed = with_curve(summary())
+    skewed["data_size"]["curve"][0]["accuracy_ci_low"] = 0.50  # vit at 25 %: 0.60 [0.50, 0.65]
+    assert run(tmp_path, skewed, copy.deepcopy(skewed)) == 0
+    assert "agree     curve vit at 25 % accuracy: A 0.6000 [0.5000, 0.6500]  B 0.6000 [0.5000, 0.6500]" in (
+        capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update(pairs=[]), "'pairs' is not an object"),
+    (lambda d: d["models"].update(vit=0.95), "models.vit is not an object"),
+    (lambda d: d["models"]["vit"]["accuracy"].update(ci_high="0.97"),
+     "models.vit.accuracy needs a finite 'mean' and 'ci_high'"),
+    (lambda d: d["pairs"]["vit_vs_resnet50"].update(better=1), "pairs.vit_vs_resnet50 needs 'better' (a model name or null)"),
+    (lambda d: d["pairs"].update(vit_vs_deit="vit better"), "pairs.vit_vs_deit needs 'better' (a model name or null)"),
+    (lambda d: d.update(data_size=[]), "data_size needs 'metric', a 'curve' list of points with model, "
+                                       "train_percent and <metric>_mean, and 'pairs'"),
+])
+def test_malformed_fields_are_named_in_the_error(tmp_path, capsys, change, message):
+    """Each malformed field is reported as the file and the field, not a traceback."""
+    bad = summary()
+    change(bad)
+    good, broken = write(tmp_path, "good.json", summary()), write(tmp_path, "broken.json", bad)
+    assert main([good, broken]) == 2
+    assert capsys.readouterr().err == f"error: {broken}: {message}\n"
+
+
+def test_an_unreadable_file_is_named_with_the_reason(tmp_path, capsys):
+    absent = str(tmp_path / "absent.json")
+    assert main([absent, write(tmp_path, "good.json", summary())]) == 2
+    assert capsys.readouterr().err == f"error: {absent}: cannot read: {os.strerror(errno.ENOENT)}\n"
