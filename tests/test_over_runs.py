@@ -266,3 +266,255 @@ def test_crossing_sentence_groups_the_pairs_that_never_differ():
     sentence = crossing_sentence(curve_comparisons(ahead), "accuracy")
     assert "d is significantly better than a on accuracy at every size" in sentence
     assert "no significant difference on accuracy at any size for the pairs (a, b), (a, c) and (b, c)" in sentence
+
+
+def test_bad_values_are_refused_with_a_message_naming_them():
+    # The message names the argument and shows what came in, so a broken runs table is easy to find.
+    with pytest.raises(ValueError, match=r"^values must be a non-empty 1-D sequence, got shape \(0,\)$"):
+        summarize([])
+    with pytest.raises(ValueError, match=r"^values must be a non-empty 1-D sequence, got shape \(1, 2\)$"):
+        summarize([[0.9, 0.8]])
+    with pytest.raises(ValueError, match=r"^values must be finite, got \[0.1, nan\]$"):
+        summarize([0.1, float("nan")])
+    # A run with no value (None, e.g. a metric missing from its JSON) is a non-finite value, not a TypeError.
+    with pytest.raises(ValueError, match=r"^values must be finite, got \[0.9, nan\]$"):
+        summarize([0.9, None])
+    with pytest.raises(ValueError, match=r"^a must be finite, got \[0.9, inf\]$"):
+        paired_runs([0.9, float("inf")], [0.8, 0.7])
+    with pytest.raises(ValueError, match=r"^b must be finite, got \[0.8, nan\]$"):
+        paired_runs([0.9, 0.8], [0.8, None])
+    with pytest.raises(ValueError, match=r"^b must be a non-empty 1-D sequence"):
+        paired_runs([0.9], [])
+
+
+def test_two_runs_are_enough_for_the_paired_tests():
+    # Two seeds give one degree of freedom: a (wide) t interval and a t-test, as scipy computes them.
+    a, b = [0.91, 0.95], [0.90, 0.92]
+    r = paired_runs(a, b)
+    low, high = stats.t.interval(0.95, 1, loc=0.02, scale=stats.sem([0.01, 0.03]))
+    assert r["n"] == 2 and r["diff_mean"] == pytest.approx(0.02)
+    assert (r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx((low, high))
+    assert r["t_p"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert r["wilcoxon_p"] == pytest.approx(stats.wilcoxon([0.01, 0.03]).pvalue)  # 0.5: the exact minimum, 2 / 2**2
+    assert verdict("vit", "cnn", "accuracy", r, alpha=0.05) == (
+        f"no significant difference between vit and cnn on accuracy: vit - cnn = +0.020 (95% CI {low:+.3f} to "
+        f"{high:+.3f}; paired t-test over 2 runs, p = {r['t_p']:.2g})")
+
+
+def test_differences_that_are_float_rounding_count_as_none():
+    # 0.1 + 0.2 is 0.30000000000000004: the same accuracy computed two ways is no difference at all.
+    same = paired_runs([0.1 + 0.2, 0.7, 0.8], [0.3, 0.7, 0.8])
+    assert same == {"n": 3, "diff_mean": 0.0, "diff_ci_low": 0.0, "diff_ci_high": 0.0, "t_p": 1.0, "wilcoxon_p": 1.0}
+    assert type(same["diff_mean"]) is float
+
+
+def test_rounding_tolerance_scales_with_the_values():
+    # Values in the hundreds (seconds, say): a constant offset of 1.7 picks up rounding of ~6e-14 across the
+    # seeds, far above 1e-12 of 1, well within 1e-12 of the values' size: still a constant difference.
+    b = [512.3, 498.7, 530.2]
+    a = [x + 1.7 for x in b]
+    assert np.ptp(np.array(a) - np.array(b)) > 1e-12 / max(a)  # the offset really did pick up rounding
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = paired_runs(a, b)
+    assert r["t_p"] == 0.0 and r["diff_mean"] == pytest.approx(1.7)
+    assert r["diff_ci_low"] == r["diff_ci_high"] == r["diff_mean"]
+
+
+def test_rounding_tolerance_boundary_on_unit_scale_values():
+    # On values of at most 1 the tolerance (over_runs._TOL) is 1e-12, inclusive: a difference of exactly
+    # 1e-12 is rounding, 1.5e-12 is a real (constant) one, and a spread of exactly 1e-12 is still constant.
+    at = paired_runs([1e-12] * 3, [0.0] * 3)
+    assert (at["diff_mean"], at["t_p"], at["wilcoxon_p"]) == (0.0, 1.0, 1.0)
+    above = paired_runs([1.5e-12] * 3, [0.0] * 3)
+    assert above["diff_mean"] == pytest.approx(1.5e-12) and above["t_p"] == 0.0
+    assert 2.1e-12 - 1.1e-12 == 1e-12  # exact in floats, so the spread below sits on the boundary
+    spread = paired_runs([1.1e-12, 2.1e-12], [0.0, 0.0])
+    assert spread["t_p"] == 0.0 and spread["diff_ci_low"] == spread["diff_ci_high"] == pytest.approx(1.6e-12)
+
+
+def test_compare_models_with_two_models_needs_no_correction():
+    # One pair is one test: Holm leaves its p-values as they are, and the default alpha is 0.05.
+    values = planted()
+    null = compare_models({k: values[k] for k in ("resnet50", "cnn")})["resnet50_vs_cnn"]
+    assert null["t_p_holm"] == null["t_p"] and null["wilcoxon_p_holm"] == null["wilcoxon_p"]
+    assert 0.05 < null["t_p"] and not null["significant"] and null["better"] is None
+    real = compare_models({k: values[k] for k in ("vit", "cnn")})["vit_vs_cnn"]
+    assert real["t_p_holm"] == real["t_p"] < 0.05 and real["significant"] and real["better"] == "vit"
+    assert holm([0.03]) == [0.03]
+
+
+def test_compare_models_significance_is_strictly_below_alpha():
+    values = planted()
+    p = compare_models(values)["resnet50_vs_vit"]["t_p_holm"]
+    assert not compare_models(values, alpha=p)["resnet50_vs_vit"]["significant"]
+    assert compare_models(values, alpha=np.nextafter(p, 1))["resnet50_vs_vit"]["significant"]
+
+
+def test_compare_models_and_curves_honour_the_confidence_level():
+    values = planted()
+    d = np.array(values["vit"]) - np.array(values["cnn"])
+    low, high = stats.t.interval(0.99, d.size - 1, loc=d.mean(), scale=stats.sem(d))
+    r = compare_models(values, confidence=0.99)["vit_vs_cnn"]
+    assert (r["diff_ci_low"], r["diff_ci_high"]) == pytest.approx((low, high))
+    point = curve_comparisons({"vit": {10: values["vit"]}, "cnn": {10: values["cnn"]}}, confidence=0.99)
+    assert (point["vit_vs_cnn"]["points"][0]["diff_ci_low"], point["vit_vs_cnn"]["points"][0]["diff_ci_high"]) == (
+        pytest.approx((low, high)))
+
+
+def test_verdict_when_the_first_model_wins():
+    r = compare_models(planted())["vit_vs_cnn"]
+    assert r["significant"] and r["diff_mean"] > 0
+    p = r["t_p_holm"]
+    p_text = f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+    assert verdict("vit", "cnn", "accuracy", r, alpha=0.05) == (
+        f"vit better than cnn on accuracy by {r['diff_mean']:+.3f} (95% CI {r['diff_ci_low']:+.3f} to "
+        f"{r['diff_ci_high']:+.3f}; paired t-test over 5 runs, Holm-corrected p = {p_text})")
+    assert r["diff_ci_low"] < 0.05 < r["diff_ci_high"]  # the planted margin
+
+
+def test_verdict_p_value_format_and_alpha_boundary():
+    r = {"n": 3, "diff_mean": 0.004, "diff_ci_low": -0.010, "diff_ci_high": 0.018, "t_p": 0.02}
+    # p exactly at alpha is not significant.
+    assert verdict("vit", "cnn", "accuracy", {**r, "t_p_holm": 0.05}, alpha=0.05) == (
+        "no significant difference between vit and cnn on accuracy: vit - cnn = +0.004 "
+        "(95% CI -0.010 to +0.018; paired t-test over 3 runs, Holm-corrected p = 0.05)")
+    # 0.001 itself still reads as a decimal; below it, scientific.
+    assert verdict("vit", "cnn", "accuracy", {**r, "t_p_holm": 0.001}, alpha=0.0001).endswith("p = 0.001)")
+    assert verdict("vit", "cnn", "accuracy", {**r, "t_p_holm": 0.00099}, alpha=0.0001).endswith("p = 9.9e-04)")
+    # A seed that changes nothing but a constant offset: t_p is exactly 0, written as 0.
+    shifted = paired_runs([0.92, 0.94, 0.93], [0.91, 0.93, 0.92])
+    assert verdict("vit", "cnn", "accuracy", shifted, alpha=0.05) == (
+        "vit better than cnn on accuracy by +0.010 (95% CI +0.010 to +0.010; paired t-test over 3 runs, p = 0)")
+
+
+# Per-seed noise patterns (mean 0) for curves built by hand: a gap of 0.05 over TIGHT noise is
+# significant even after Holm; a gap of 0.02 or less over LOOSE noise is not.
+TIGHT = np.array([0.002, -0.001, 0.001, -0.002, 0.0])
+LOOSE = np.array([0.04, -0.03, 0.03, -0.04, 0.0])
+SEEDS = np.array([0.01, -0.02, 0.0, 0.02, -0.01])  # seed-level variation every model shares
+
+
+def two_curves(diff: dict[float, np.ndarray]) -> dict[str, dict[float, list[float]]]:
+    """Models a and b whose per-seed differences a - b at each size are ``diff[x]``."""
+    b = {x: 0.5 + x / 1000 + SEEDS for x in diff}
+    return {"a": {x: list(b[x] + d) for x, d in diff.items()}, "b": {x: list(v) for x, v in b.items()}}
+
+
+def three_curves(names=("a", "b", "c"), sizes=(10, 100)) -> dict[str, dict[float, list[float]]]:
+    """low < mid < high in mean at every size; only low vs high is significant (mid is noisy)."""
+    low, mid, high = names
+    base = {x: 0.5 + x / 1000 + SEEDS for x in sizes}
+    return {low: {x: list(base[x]) for x in sizes},
+            mid: {x: list(base[x] + 0.02 + LOOSE) for x in sizes},
+            high: {x: list(base[x] + 0.05 + TIGHT) for x in sizes}}
+
+
+def test_a_crossing_may_skip_a_size_where_neither_is_significant():
+    # b leads at 10, nothing at 30, a leads at 100: the reversal spans 10 to 100.
+    r = curve_comparisons(two_curves({10: -0.05 + TIGHT, 30: 0.005 + LOOSE, 100: 0.10 + TIGHT}))["a_vs_b"]
+    assert [p["better"] for p in r["points"]] == ["b", None, "a"]
+    c = r["crossing"]
+    assert (c["winner"], c["loser"], c["x_below"], c["x_above"]) == ("a", "b", 10, 100)
+    assert c["diff_below"] == pytest.approx(-0.05) and c["diff_above"] == pytest.approx(0.10)
+    assert r["mean_crossing"] == {"x_below": 10, "x_above": 30, "winner": "a"}
+
+
+def test_crossing_sentence_lists_every_supported_crossing():
+    # a overtakes both b and c (c a little above b everywhere): two crossings, one clause each.
+    values = two_curves({10: -0.05 + TIGHT, 100: 0.10 + TIGHT})
+    values["c"] = {x: list(np.array(v) + 0.003 + TIGHT[::-1]) for x, v in values["b"].items()}
+    result = curve_comparisons(values)
+    assert [k for k, c in result.items() if c["crossing"]] == ["a_vs_b", "a_vs_c"]
+
+    def holm_p(key, i):
+        p = result[key]["points"][i]["t_p_holm"]
+        return f"{p:.2g}" if p >= 0.001 else f"{p:.1e}"
+
+    assert crossing_sentence(result, "accuracy") == (
+        "a overtakes b on accuracy between 10 and 100 training images per class "
+        f"(b better by +0.050 at 10, Holm p = {holm_p('a_vs_b', 0)}; a better by +0.100 at 100, "
+        f"Holm p = {holm_p('a_vs_b', 1)}); "
+        "a overtakes c on accuracy between 10 and 100 training images per class "
+        f"(c better by +0.053 at 10, Holm p = {holm_p('a_vs_c', 0)}; a better by +0.097 at 100, "
+        f"Holm p = {holm_p('a_vs_c', 1)}).")
+
+
+def test_crossing_sentence_with_nothing_to_compare():
+    assert crossing_sentence({}, "accuracy") == (
+        "No crossing is supported by the runs: there is no pair of models to compare.")
+    assert crossing_sentence(curve_comparisons({"a": {10: [0.5, 0.6]}}), "accuracy") == (
+        "No crossing is supported by the runs: there is no pair of models to compare.")
+
+
+def test_crossing_sentence_for_one_pair_that_never_differs():
+    # A single pair gets its own clause naming both models, not the all-pairs summary.
+    r = curve_comparisons(two_curves({10: -0.005 + LOOSE, 100: -0.005 + LOOSE}))
+    assert not any(p["significant"] for p in r["a_vs_b"]["points"]) and r["a_vs_b"]["mean_crossing"] is None
+    assert crossing_sentence(r, "accuracy") == (
+        "No crossing is supported by the runs: no significant difference between a and b on accuracy at any size.")
+
+
+def test_crossing_sentence_groups_two_null_pairs_beside_a_real_difference():
+    result = curve_comparisons(three_curves())
+    assert [k for k, c in result.items() if any(p["significant"] for p in c["points"])] == ["a_vs_c"]
+    assert crossing_sentence(result, "accuracy") == (
+        "No crossing is supported by the runs: c is significantly better than a on accuracy at every size; "
+        "no significant difference on accuracy at any size for the pairs (a, b) and (b, c).")
+    # Any set of pairs none of which differs reads as the all-pairs clause, counting their tests.
+    nulls = {k: result[k] for k in ("a_vs_b", "b_vs_c")}
+    assert crossing_sentence(nulls, "accuracy") == (
+        "No crossing is supported by the runs: no pair of models differs significantly on accuracy at any size "
+        "(4 paired t-tests, Holm-corrected together).")
+
+
+def test_crossing_sentence_keeps_a_model_name_containing_vs_whole():
+    # Pairs are keyed "<a>_vs_<b>": a name with "_vs_" in it, last in order, is still named whole.
+    result = curve_comparisons(three_curves(names=("resnet50", "cnn", "vit_vs_teacher")))
+    assert list(result) == ["resnet50_vs_cnn", "resnet50_vs_vit_vs_teacher", "cnn_vs_vit_vs_teacher"]
+    assert crossing_sentence(result, "accuracy") == (
+        "No crossing is supported by the runs: vit_vs_teacher is significantly better than resnet50 on accuracy "
+        "at every size; no significant difference on accuracy at any size for the pairs (resnet50, cnn) and "
+        "(cnn, vit_vs_teacher).")
+    one = curve_comparisons({k: v for k, v in three_curves(names=("resnet50", "cnn", "vit_vs_teacher")).items()
+                             if k != "cnn"})
+    assert crossing_sentence(one, "macro-F1") == (
+        "No crossing is supported by the runs: vit_vs_teacher is significantly better than resnet50 on macro-F1 "
+        "at every size.")
+
+
+def test_crossing_sentence_names_the_sizes_where_one_model_leads():
+    # One shared size: "at <x> ...", not "at every size", and no "only".
+    single = curve_comparisons(two_curves({10: 0.05 + TIGHT}))
+    assert crossing_sentence(single, "accuracy") == (
+        "No crossing is supported by the runs: a is significantly better than b on accuracy at 10 training "
+        "images per class.")
+    # Two sizes, significant at one: "only".
+    one_of_two = curve_comparisons(two_curves({10: 0.005 + LOOSE, 100: 0.05 + TIGHT}))
+    assert crossing_sentence(one_of_two, "accuracy") == (
+        "No crossing is supported by the runs: a is significantly better than b on accuracy at 100 training "
+        "images per class only.")
+    # A lead at one size, and the mean curves crossing after it within noise: both said.
+    crossed = curve_comparisons(two_curves({10: 0.05 + TIGHT, 30: -0.005 + LOOSE}))
+    assert crossed["a_vs_b"]["crossing"] is None
+    assert crossed["a_vs_b"]["mean_crossing"] == {"x_below": 10, "x_above": 30, "winner": "b"}
+    assert crossing_sentence(crossed, "accuracy") == (
+        "No crossing is supported by the runs: a is significantly better than b on accuracy at 10 training images "
+        "per class only (the mean curves cross between 10 and 30, not significantly).")
+
+
+def test_crossing_sentence_single_runs_per_size():
+    crossing = curve_comparisons({"a": {10: [0.5], 100: [0.9]}, "b": {10: [0.7], 100: [0.75]}})
+    assert crossing_sentence(crossing, "accuracy") == (
+        "No crossing is supported by the runs: a vs b is not testable with a single run per size "
+        "(the single runs of a and b cross between 10 and 100 training images per class).")
+    parallel = curve_comparisons({"a": {10: [0.5], 100: [0.9]}, "b": {10: [0.4], 100: [0.8]}})
+    assert crossing_sentence(parallel, "accuracy") == (
+        "No crossing is supported by the runs: a vs b is not testable with a single run per size.")
+
+
+def test_curve_significance_is_strictly_below_alpha():
+    values = two_curves({10: 0.05 + TIGHT})
+    p = curve_comparisons(values)["a_vs_b"]["points"][0]["t_p_holm"]
+    assert not curve_comparisons(values, alpha=p)["a_vs_b"]["points"][0]["significant"]
+    assert curve_comparisons(values, alpha=np.nextafter(p, 1))["a_vs_b"]["points"][0]["better"] == "a"
