@@ -4,9 +4,10 @@ and which show DVC's own message."""
 from __future__ import annotations
 
 import pytest
+from pydantic import Field
 
 from stages.lib.errors import ParamError
-from stages.lib.params import model_stage_params
+from stages.lib.params import Schema, model_stage_params, parse_section, study_percents, study_seeds
 from stages.lib.training import parse_model_params, parse_run_params
 
 GOOD_MODEL = dict(family="vit", image_size=32, epochs=2, batch_size=8, optimizer="adam", learning_rate=1e-3)
@@ -93,7 +94,7 @@ def test_nothing_is_coerced(flag, value):
     run = dict(strategy="auto", mixed_precision=False, jit_compile=False, deterministic=True)
     with pytest.raises(ParamError) as err:
         parse_run_params({**run, flag: value})
-    assert err.value.key == f"train.{flag}" and "expected true or false" in str(err.value)
+    assert err.value.problems == [(f"train.{flag}", f"expected true or false, got {value!r}")]
     assert parse_run_params(run) == {**run, "cache_frozen_features": True}  # the default
 
 
@@ -102,3 +103,116 @@ def test_family_options_pass_through_to_the_family():
     assert cfg["options"] == {"patch_size": 4}
     assert cfg["early_stopping"] == {"monitor": "val_loss", "patience": 2, "restore_best_weights": True}
     assert cfg["learning_rate"] == 1e-3 and cfg["family"] == "vit"
+
+
+def test_a_stage_that_does_not_declare_the_model_gets_no_such_model(dvc_project):
+    """A matrix stage that declares no `models.<name>` param: DVC gives it no entry for the model."""
+    (dvc_project / "dvc.yaml").write_text(DVC_YAML.replace("models.${item.model}", "study"))
+    with pytest.raises(ParamError) as err:
+        model_stage_params("train", ["vit"])
+    assert err.value.key == "models.vit"
+    assert str(err.value) == "params.yaml: models.vit: no such model in params.yaml"
+
+
+def test_the_command_line_help_says_what_each_argument_is(capsys, monkeypatch):
+    """`python -m stages.train --help` names the command and what a model, a percent and a seed must be."""
+    monkeypatch.setenv("COLUMNS", "200")  # argparse wraps to the terminal's width
+    with pytest.raises(SystemExit) as end:
+        model_stage_params("train", ["--help"])
+    assert end.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert text.startswith("usage: python -m stages.train [-h] [--percent PERCENT] [--seed SEED] model ")
+    assert "model a key of the `models` section of params.yaml" in text
+    assert ("--percent PERCENT the run's training-set size, percent of each class's training images "
+            "(one of study.train_percent)") in text
+    assert "--seed SEED the run's training seed (one of study.seeds)" in text
+
+
+def test_a_missing_model_argument_shows_the_stage_command(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # the usage on one line
+    with pytest.raises(SystemExit) as end:
+        model_stage_params("evaluate", [])
+    assert end.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: python -m stages.evaluate [-h] [--percent PERCENT] [--seed SEED] model\n")
+    assert "python -m stages.evaluate: error: the following arguments are required: model" in err
+
+
+# --- study: the seeds and training-set sizes, and how a section's errors read --------------------
+
+STUDY = {"seeds": [0, 1], "train_percent": [100, 25, 50]}
+
+
+def test_study_seeds_keep_their_order_and_sizes_are_ascending():
+    assert study_seeds(STUDY) == [0, 1]
+    assert study_percents(STUDY) == [25, 50, 100]
+
+
+@pytest.mark.parametrize("study, key, message", [
+    (None, "study", "expected a mapping, got None"),  # no study section at all
+    ({"seeds": [0]}, "study.train_percent", "missing"),
+    ({**STUDY, "seed": 0}, "study.seed", "unknown key; known keys: seeds, train_percent"),  # a typo
+    ({**STUDY, "seeds": []}, "study.seeds", "must be a non-empty list, got []"),
+    ({**STUDY, "seeds": 0}, "study.seeds", "expected a list, got 0"),
+    ({**STUDY, "seeds": [0, 0]}, "study.seeds", "entries must be distinct, got [0, 0]"),  # our own validator's
+    ({**STUDY, "seeds": [0, -1]}, "study.seeds", "must be >= 0 (entry 1), got -1"),  # which entry is bad
+    ({**STUDY, "seeds": [0, "1"]}, "study.seeds", "expected an integer (entry 1), got '1'"),
+    ({**STUDY, "train_percent": [50, 101]}, "study.train_percent", "must be <= 100 (entry 1), got 101"),
+])
+def test_a_bad_study_names_the_key_and_the_value(study, key, message):
+    for read in (study_seeds, study_percents):  # either one reads the whole section
+        with pytest.raises(ParamError) as err:
+            read(study)
+        assert (err.value.key, err.value.problems) == (key, [(key, message)])
+        assert str(err.value) == f"params.yaml: {key}: {message}"
+
+
+@pytest.mark.parametrize("change, key, message", [
+    ({"family": ""}, "models.vit.family", "must not be empty"),
+    ({"family": 3}, "models.vit.family", "expected a string, got 3"),
+    ({"learning_rate": 0.0}, "models.vit.learning_rate", "must be > 0.0, got 0.0"),
+    ({"optimizer": "adamax"}, "models.vit.optimizer", "must be one of 'adam', 'adamw', 'sgd' or 'rmsprop', got 'adamax'"),
+    # An error with no wording of ours keeps pydantic's.
+    ({"early_stopping": 3}, "models.vit.early_stopping",
+     "Input should be a valid dictionary or instance of EarlyStopping, got 3"),
+])
+def test_a_bad_model_entry_names_the_key_and_the_value(change, key, message):
+    with pytest.raises(ParamError) as err:
+        parse_model_params("vit", dict(GOOD_MODEL, **change), [32])
+    assert err.value.problems == [(key, message)]
+
+
+class Entry(Schema):
+    name: str
+    size: int = 1
+
+
+class Section(Schema):
+    """A section with the shapes no params.yaml section above has."""
+
+    alpha: float = Field(0.05, gt=0, lt=1)
+    class_names: list[str] = Field(["a", "b"], min_length=2)
+    options: dict[str, str] = {}
+    runs: list[Entry] = []
+    by_name: dict[str, Entry] = {}
+    limits: Entry | None = None
+
+
+@pytest.mark.parametrize("values, key, message", [
+    ({"alpha": 1.0}, "sec.alpha", "must be < 1.0, got 1.0"),
+    ({"class_names": ["a"]}, "sec.class_names", "must have at least 2 entries, got ['a']"),
+    ({"options": ["a"]}, "sec.options", "expected a mapping, got ['a']"),
+    # An unknown key inside a list's or a mapping's entry: no known keys to suggest.
+    ({"runs": [{"name": "a", "sise": 2}]}, "sec.runs.sise", "unknown key"),
+    ({"by_name": {"a": {"name": "a", "sise": 2}}}, "sec.by_name.a.sise", "unknown key"),
+])
+def test_every_kind_of_bad_value_is_worded_for_the_user(values, key, message):
+    with pytest.raises(ParamError) as err:
+        parse_section(Section, values, "sec")
+    assert err.value.problems == [(key, message)]
+
+
+def test_an_unknown_key_in_an_optional_sub_section_is_named():
+    with pytest.raises(ParamError) as err:
+        parse_section(Section, {"limits": {"name": "a", "sise": 2}}, "sec")
+    assert err.value.key == "sec.limits.sise" and err.value.problems[0][1].startswith("unknown key")
