@@ -696,6 +696,11 @@ def test_a_param_the_rule_does_not_use_is_said_out_loud(tree):
     assert report["unused_params"] == ["balance.num_classes=2 has no effect with select 'all' (every class is used)"]
     _, report = balance(params(root, select="fewest", num_classes=2))
     assert report["unused_params"] == []
+    # class_names outside select: names, and with it num_classes where names decide.
+    _, report = balance(params(root, select="all", num_classes=None, class_names=["a", "b"]))
+    assert report["unused_params"] == ["balance.class_names has no effect with select 'all'"]
+    _, report = balance(params(root, select="names", num_classes=2, class_names=["a", "b"]))
+    assert report["unused_params"] == ["balance.num_classes=2 has no effect with select 'names' (class_names decides)"]
 
 
 @pytest.mark.slow  # a 75-megapixel JPEG, verified in a fresh process
