@@ -71,17 +71,10 @@ def test_the_committed_mutation_scores_cover_every_module_and_reach_the_target()
     benchmark mutates has a row whose counts add up, a score >= 0.80 recomputed from them, and each
     mutant counted equivalent is listed with its reason in benchmarks/mutation_equivalent.csv."""
     import csv
-    import importlib.util
     import re
 
     bench = REPO / "benchmarks"
-    sys.path.insert(0, str(bench))  # mutation.py imports its sibling pipeline.py
-    try:
-        spec = importlib.util.spec_from_file_location("mutation_benchmark", bench / "mutation.py")
-        mutation = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mutation)
-    finally:
-        sys.path.remove(str(bench))
+    mutation = _benchmark_module("mutation")
     with (bench / "mutation.csv").open(newline="") as f:
         rows = {row["module"]: row for row in csv.DictReader(f)}
     modules = [m for group, _ in mutation.GROUPS for m in group]
@@ -100,3 +93,38 @@ def test_the_committed_mutation_scores_cover_every_module_and_reach_the_target()
     for name, why in equivalent.items():
         assert why.strip(), name
         assert f"`{name}`" in survivors_md, f"{name} is listed equivalent but did not survive the last run"
+
+
+def _benchmark_module(name: str):
+    """benchmarks/<name>.py, imported as a module (its sibling pipeline.py on the path)."""
+    import importlib.util
+
+    bench = REPO / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_benchmark", bench / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(bench))
+    return module
+
+
+def test_every_planted_fault_is_still_plantable_and_was_caught():
+    """benchmarks/planted_faults.py breaks each guarantee with a one-line edit and runs its test (not in
+    CI): each edit's line must still be in the code (else the fault list is stale), its test must exist,
+    and the committed CSV must show every fault caught by its test."""
+    import ast
+    import csv
+
+    faults = _benchmark_module("planted_faults").FAULTS
+    with (REPO / "benchmarks" / "planted_faults.csv").open(newline="") as f:
+        rows = {(row["promise"], row["test"]): row for row in csv.DictReader(f)}
+    assert len(faults) >= 15
+    for promise, rel, before, after, test in faults:
+        assert before != after and before in (REPO / rel).read_text(encoding="utf-8"), (promise, rel)
+        path, name = test.split("::")
+        tree = ast.parse((REPO / path).read_text(encoding="utf-8"))
+        assert name in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}, test
+        row = rows.get((promise, test))
+        assert row and row["caught"] == "yes" and row["failure"], (promise, row)
