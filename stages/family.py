@@ -3,7 +3,7 @@
 Usage: ``python -m stages.family <model>``. Writes ``data/families/<model>.json``: the family
 name and the sha256 of its module (``stages/models/<family>.py``) and of every local module it
 imports (stages/lib/code_deps.py). The registry imports a family module by name at run time,
-which DVC cannot see, so `features@`, `train@` and `evaluate@<model>-...` depend on this file
+which DVC cannot see, so `features@<model>` and `train@<model>-...` depend on this file
 instead of on the whole ``stages/models/`` folder: editing one family's module changes only
 that family's fingerprint, and DVC re-runs only the runs of the models that use it. This stage
 itself re-runs on any change in the folder; it reads files and imports nothing heavy (< 1 s).

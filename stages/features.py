@@ -44,7 +44,12 @@ def compute(name: str, cfg: dict, run: dict, prepared: str = PREPARED) -> dict:
     folder = features_dir(name)
     if not run["cache_frozen_features"]:
         return save_note(folder, "train.cache_frozen_features is false")
-    if check_options(cfg["family"], cfg["options"], f"models.{name}").get("trainable") != "frozen":
+    # An explicit `trainable` decides without importing the family (its module loads TensorFlow):
+    # a stage that only writes this note then takes a second, not ten. train checks the options.
+    trainable = cfg["options"].get("trainable")
+    if trainable is None:
+        trainable = check_options(cfg["family"], cfg["options"], f"models.{name}").get("trainable")
+    if trainable != "frozen":
         return save_note(folder, "the base trains (trainable is not frozen): no features to reuse")
     import keras
 

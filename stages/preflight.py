@@ -31,7 +31,7 @@ PARAMS_FILE = Path("params.yaml")
 CONF_DIR, CONFIG_NAME = Path("conf"), "config"  # DVC's defaults (hydra.config_dir / config_name)
 # The datasets a stage writes itself (stages/<name>.py -> data/raw/<name>), for `embedded`.
 EMBEDDED_DATASETS = ("digits",)
-SECTIONS = ("embedded", "balance", "split", "prepare", "study", "train", "models", "evaluate", "report", "explain")
+SECTIONS = ("embedded", "balance", "split", "prepare", "study", "train", "models", "predict", "evaluate", "report", "explain")
 MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")  # becomes train@<name> and file names
 
 
@@ -75,13 +75,27 @@ def param_checks(params: dict) -> list[tuple[str, callable]]:
                 raise ParamError(f"models.{name}", "model names may hold only letters, digits, '_', '.', '-'")
             cfg = train.parse_model_params(name, values, sizes())
             check_options(cfg["family"], cfg["options"], f"models.{name}")
+            return single_token_warning(name, cfg)
         checks.append((f"models.{name}", model))
     checks += [
+        ("predict", lambda: train.parse_predict_params(params.get("predict"))),
         ("evaluate", lambda: evaluate.parse_eval_params(params.get("evaluate"))),
         ("report", lambda: report.parse_params(params)),
         ("explain", lambda: explain.parse_params(params)),
     ]
     return checks
+
+
+def single_token_warning(name: str, cfg: dict) -> str | None:
+    """A warning when a transformer's attention sees a single token at the model's image size:
+    its softmax then always returns 1 and the model is no transformer where it matters."""
+    from stages.models import attention_tokens
+
+    tokens = attention_tokens(cfg["family"], cfg["image_size"], cfg["options"])
+    if tokens is not None and tokens <= 1:
+        return (f"WARNING: at {cfg['image_size']} px an attention layer of models.{name} ({cfg['family']}) sees "
+                f"{tokens} token: its attention does nothing; raise models.{name}.image_size")
+    return None
 
 
 def asset_checks(params: dict) -> list[tuple[str, callable]]:

@@ -20,8 +20,12 @@ the family's own options (see stages/models/<family>.py), e.g.::
         trainable: frozen      # a family option
 
 Logs per-epoch train/val loss, accuracy, top-3 accuracy and macro-F1 with
-dvclive, saves the trained model, and writes the run's metrics (epochs, parameters, data size) and,
-apart, its cost (fit time, throughput: machine-dependent) to metrics/cost/train/.
+dvclive, saves the trained model (weights and architecture, no optimizer state: nothing resumes
+from it), and writes the run's metrics (epochs, parameters, model size, data size) and, apart, its
+cost (fit time, throughput: machine-dependent) to metrics/cost/train/. With the model still in
+memory it then predicts the whole test split: ``data/predictions/<model>/<p>pct/s<seed>.csv``
+(scored by the ``evaluate`` stage without TensorFlow) and the prediction cost (throughput at the
+training batch size, batch-1 latency: ``predict`` params) in ``metrics/cost/eval/``.
 
 A frozen base with nothing trainable before the head (``trainable: frozen``) is run
 once over train and val; the head then trains on those cached features
@@ -46,13 +50,14 @@ from stages.lib.dataset import make_dataset
 from stages.lib.distribute import mixed_precision_policy, pick_strategy
 from stages.lib.errors import run_stage
 from stages.lib.files import atomic_outputs, write_json_to
+from stages.lib.inference import predict_test, weights_mb
 from stages.lib.frozen import cached_split, load_features, split_at_head, take_rows
-from stages.lib.layout import (FEATURES, FULL, curves_dir, features_dir, model_path, run_label, train_cost_path,
-                               train_metrics_path)
+from stages.lib.layout import (FEATURES, FULL, curves_dir, eval_cost_path, features_dir, model_path,
+                               predictions_path, run_label, train_cost_path, train_metrics_path)
 from stages.lib.params import model_stage_params
 from stages.lib.subsets import nested_subset
 from stages.lib.prepared import PREPARED, open_split, read_meta
-from stages.lib.training import compile_for_training, parse_model_params, parse_run_params  # noqa: F401
+from stages.lib.training import compile_for_training, parse_model_params, parse_predict_params, parse_run_params
 from stages.models import build_model, count_params
 
 class TrainThroughput(keras.callbacks.Callback):
@@ -93,11 +98,24 @@ def frozen_inputs(name: str, extractor, train_split, val_split, rows, batch: int
             "this run", None)
 
 
+def deployable(model: keras.Model) -> keras.Model:
+    """``model`` without its optimizer state and compile settings (a same-weights clone): what a
+    user deploys. Keras 3's .keras format saves a compiled model's optimizer variables, twice the
+    weights again with Adam, and has no option to leave them out."""
+    if model.optimizer is None:
+        return model
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
 def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PREPARED, *,
-          percent: int = FULL, features_root: Path = FEATURES) -> dict:
+          percent: int = FULL, features_root: Path = FEATURES, predict: dict | None = None) -> dict:
     """Train ``models.<name>`` with ``seed`` on ``percent`` % of each class's training images
-    (stages/lib/subsets.py); writes the model, the dvclive logs, the metrics file and the cost file.
-    Returns both files' keys in one dict."""
+    (stages/lib/subsets.py) and predict the test split with it; writes the model, the dvclive logs,
+    the metrics and cost files, the test predictions and their cost. ``predict``: latency_warmup,
+    latency_runs (default 3, 30). Returns the metrics, cost and prediction-cost keys in one dict."""
+    predict = predict or {"latency_warmup": 3, "latency_runs": 30}
     label = f"train@{run_label(name, seed, percent)}"
     keras.utils.set_random_seed(seed)
     if run["deterministic"]:
@@ -153,9 +171,11 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
     )
     # Every output is written to a temporary, and all are published together once the last is
     # written: a run stopped at any point (during the fit, while the model is saved) leaves none.
+    test_split = open_split("test", size, prepared)
     outputs = (curves_dir(name, seed, percent=percent), model_path(name, seed, percent=percent),
-               train_metrics_path(name, seed, percent=percent), train_cost_path(name, seed, percent=percent))
-    with atomic_outputs(*outputs) as (tmp_live, tmp_model, tmp_metrics, tmp_cost):
+               train_metrics_path(name, seed, percent=percent), train_cost_path(name, seed, percent=percent),
+               predictions_path(name, seed, percent=percent), eval_cost_path(name, seed, percent=percent))
+    with atomic_outputs(*outputs) as (tmp_live, tmp_model, tmp_metrics, tmp_cost, tmp_preds, tmp_eval_cost):
         # dvcyaml=False / save_dvc_exp=False: dvclive must not rewrite dvc.yaml or create experiments.
         live = Live(str(tmp_live), dvcyaml=False, save_dvc_exp=False, report=None)
         callbacks.append(DVCLiveCallback(live=live))
@@ -179,6 +199,7 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
             "evaluated_epoch": best + 1 if restored else len(monitored),
             "params_total": total,
             "params_trainable": trainable,
+            "model_size_mb": weights_mb(model),  # the weights, decimal MB; model_file_mb: the .keras file
             "cached_features": bool(parts),
             "features_source": features_source,
             "seed": seed,
@@ -196,21 +217,28 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
             # The features stage's one-off time, shared by every run of the model: not in fit_time_s.
             "stored_features_time_s": stored_time,
         }
-        model.save(tmp_model)
+        predictions, eval_cost = predict_test(model, test_split, batch, predict["latency_warmup"],
+                                              predict["latency_runs"], f"{label} test")
+        deployable(model).save(tmp_model)
+        metrics["model_file_mb"] = round(tmp_model.stat().st_size / 1e6, 3)
+        predictions.to_csv(tmp_preds, index=False, encoding="utf-8", lineterminator="\n")
+        write_json_to(tmp_eval_cost, eval_cost)
         write_json_to(tmp_metrics, metrics)
         write_json_to(tmp_cost, cost)
-    return {**metrics, **cost}
+    return {**metrics, **cost, **eval_cost}
 
 
 def main(argv: list[str] | None = None) -> None:
     name, seed, percent, params, model_params = model_stage_params("train", argv)
     cfg = parse_model_params(name, model_params, read_meta()["image_sizes"])
     run = parse_run_params(params["train"])
-    metrics = train(name, seed, cfg, run, percent=percent)
+    metrics = train(name, seed, cfg, run, percent=percent, predict=parse_predict_params(params.get("predict")))
     print(
         f"train@{run_label(name, seed, percent)}: {metrics['epochs_run']} epochs in {metrics['fit_time_s']:.1f} s "
         f"(best {metrics['best_epoch']}), {metrics['train_img_per_s']:.0f} img/s on "
-        f"{metrics['train_cpu_cores']:.1f} cores -> {model_path(name, seed, percent=percent)}"
+        f"{metrics['train_cpu_cores']:.1f} cores; test predicted at {metrics['infer_img_per_s']:.0f} img/s, batch-1 "
+        f"{metrics['latency_ms_b1']:.1f} ms -> {model_path(name, seed, percent=percent)}, "
+        f"{predictions_path(name, seed, percent=percent)}"
     )
 
 

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 from conftest import make_tree
-from stages.evaluate import evaluate, parse_eval_params
+from stages.lib.files import write_csv
+from stages.lib.inference import predict_test
+from stages.lib.prepared import open_split
 from stages.explain import Inputs, Outputs, check_same_images, explain, parse_params, select_images
 from stages.lib import explain_figures, gradcam, layout, shap_maps
 from stages.lib.errors import DataError, ParamError
@@ -297,9 +299,8 @@ def stage_inputs(tmp_path_factory):
         path = layout.model_path(name, 0, inputs.models)
         path.parent.mkdir(parents=True)
         model.save(path)
-        evaluate(name, path, inputs.prepared, 8, parse_eval_params(dict(ece_bins=5, latency_warmup=0, latency_runs=1)),
-                 layout.predictions_path(name, 0, inputs.predictions), tmp / "eval" / f"{name}.json",
-                 tmp / "cost" / f"{name}.json")
+        frame, _ = predict_test(model, open_split("test", SIZE, inputs.prepared), 8, 0, 1, name)
+        write_csv(layout.predictions_path(name, 0, inputs.predictions), frame)
     return inputs
 
 
@@ -341,5 +342,5 @@ def test_explicit_layer_and_missing_inputs(stage_inputs, tmp_path):
     assert explain(cfg, stage_inputs, outputs)["layers"] == {"mobilenet_v2": "block_9_add"}
 
     cfg = parse_params({"explain": EXPLAIN, "models": {"resnet50": {"family": "resnet50"}}, "study": STUDY})
-    with pytest.raises(DataError, match=r"resnet50/100pct/s0\.csv not found: run `dvc repro evaluate@resnet50-100-0`"):
+    with pytest.raises(DataError, match=r"resnet50/100pct/s0\.csv not found: run `dvc repro train@resnet50-100-0`"):
         explain(cfg, stage_inputs, outputs)

@@ -18,13 +18,13 @@ def frame(n: int = 4, classes=("a", "b")) -> pd.DataFrame:
 
 def test_reads_types_and_names_the_run_in_every_error(tmp_path):
     path = tmp_path / "s0.csv"
-    with pytest.raises(DataError, match=r"s0\.csv not found: run `dvc repro evaluate@vit-100-0` first"):
+    with pytest.raises(DataError, match=r"s0\.csv not found: run `dvc repro train@vit-100-0` first"):
         read_predictions(path, "vit-100-0")
     frame().to_csv(path, index=False)
     read = read_predictions(path, "vit-100-0")
     assert read["pred_label"].dtype.kind == "i" and read["prob:a"].dtype.kind == "f" and len(read) == 4
     frame().drop(columns="pred_label").to_csv(path, index=False)
-    with pytest.raises(DataError, match=r"missing \['pred_label'\].*evaluate@vit-100-0"):
+    with pytest.raises(DataError, match=r"missing \['pred_label'\].*train@vit-100-0"):
         read_predictions(path, "vit-100-0")
     frame(classes=("a",)).to_csv(path, index=False)
     with pytest.raises(DataError, match=r"prob:<class> column per class \(>= 2\)"):
@@ -40,5 +40,5 @@ def test_same_test_set_names_both_files_and_both_runs(tmp_path):
     check_same_test_set(same, paths)  # no error
     shuffled = {"vit-100-0": frame(), "cnn-100-0": frame().iloc[::-1].reset_index(drop=True)}
     with pytest.raises(DataError, match=r"cnn-100-0\.csv and .*vit-100-0\.csv are not the same test images.*"
-                                        r"evaluate@cnn-100-0 evaluate@vit-100-0"):
+                                        r"train@cnn-100-0 train@vit-100-0"):
         check_same_test_set(shuffled, paths)

@@ -212,11 +212,11 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS, pe
         full = percent == max(percents)
         score = 0.9 - 0.1 * i + 0.01 * seed if full else 0.6 + 0.1 * i + 0.01 * seed
         metrics = {k: float(score + METRIC_OFFSETS[k]) for k in EVAL_KEYS}
-        metrics.update(model_size_mb=1.5, params_total=10_000 * (i + 1), params_trainable=10_000 * (i + 1),
-                       num_test_images=n, per_class={})
+        metrics.update(num_test_images=n, per_class={})
         eval_cost = {"eval_time_s": 1.0 + i, "infer_img_per_s": 100.0, "latency_ms_b1": 5.0 * (i + 1)}
         train = {"epochs_run": 4 + seed, "best_epoch": 2 + seed, "evaluated_epoch": 2 + seed,
                  "params_total": 10_000 * (i + 1), "params_trainable": 10_000 * (i + 1), "train_percent": percent,
+                 "model_size_mb": 0.04 * (i + 1), "model_file_mb": 0.05 * (i + 1),
                  "train_images": 3 * percent, "train_images_per_class": 3 * percent / len(classes)}
         train_cost = {"fit_time_s": (30.0 * (i + 1) + seed) * percent / 100, "time_per_trainable_param": 0.003,
                       "train_img_per_s": 50.0, "train_cpu_cores": 1.0}
@@ -497,13 +497,13 @@ def test_bad_params_name_the_key(key, value):
 def test_missing_predictions_name_the_file_and_write_nothing(tmp_path):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
     layout.predictions_path("mobilenet_v2", 1, inputs.predictions).unlink()
-    with pytest.raises(DataError, match=r"mobilenet_v2/100pct/s1\.csv not found: run `dvc repro evaluate@mobilenet_v2-100-1`"):
+    with pytest.raises(DataError, match=r"mobilenet_v2/100pct/s1\.csv not found: run `dvc repro train@mobilenet_v2-100-1`"):
         build_report(parse_params(PARAMS), inputs, outputs)
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("kind, stage", [("train_cost", "train"), ("eval_cost", "evaluate"), ("train", "train"),
-                                         ("eval", "evaluate")])
+@pytest.mark.parametrize("kind, stage", [("train_cost", "train@vit-50-1"), ("eval_cost", "train@vit-50-1"),
+                                         ("train", "train@vit-50-1"), ("eval", "evaluate")])
 def test_a_missing_metrics_or_cost_file_names_the_file_and_write_nothing(tmp_path, kind, stage):
     inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
     where = {"train_cost": layout.train_cost_path, "eval_cost": layout.eval_cost_path,
@@ -512,7 +512,7 @@ def test_a_missing_metrics_or_cost_file_names_the_file_and_write_nothing(tmp_pat
     path.unlink()
     with pytest.raises(DataError) as err:
         build_report(parse_params(PARAMS), inputs, outputs)
-    assert str(err.value) == f"{path} not found: run `dvc repro {stage}@vit-50-1` first"
+    assert str(err.value) == f"{path} not found: run `dvc repro {stage}` first"
     assert not (tmp_path / "out").exists()
 
 
@@ -542,7 +542,7 @@ def test_every_size_must_be_tested_on_the_same_test_split(tmp_path):
     path = layout.eval_metrics_path("vit", 1, inputs.eval, percent=50)
     metrics = json.loads(path.read_text())
     path.write_text(json.dumps({**metrics, "num_test_images": metrics["num_test_images"] - 4}))
-    with pytest.raises(DataError, match=r"vit/50pct/s1\.json: 36 test images, the other runs 40.*evaluate@vit-50-1"):
+    with pytest.raises(DataError, match=r"vit/50pct/s1\.json: 36 test images, the other runs 40.*train@vit-50-1"):
         build_report(parse_params(PARAMS), inputs, outputs)
     assert not (tmp_path / "out").exists()
 

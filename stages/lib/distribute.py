@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import tensorflow as tf
-
 from stages.lib.errors import ParamError
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
@@ -21,11 +19,13 @@ MULTI_WORKER_UNSUPPORTED = (
     "with `dvc exp run --queue` + `dvc queue start -j N` (README: Scaling out)")
 
 
-def pick_strategy(name: str, key: str = "train.strategy") -> tf.distribute.Strategy:
+def pick_strategy(name: str, key: str = "train.strategy"):
     """``auto``: Mirrored when more than one GPU is visible, otherwise the default (single-device)
     strategy. ``mirrored`` replicates over every visible GPU, or over the logical CPU devices where
     there is none (one, unless a test splits the CPU). ``multi_worker`` -- also implied by a set
     TF_CONFIG under ``auto`` -- is refused with the reason (above)."""
+    import tensorflow as tf  # here: importing this module (STRATEGIES) must not load TensorFlow
+
     if name not in STRATEGIES:
         raise ParamError(key, f"must be one of {list(STRATEGIES)}, got {name!r}")
     if name == "multi_worker" or (name == "auto" and os.environ.get("TF_CONFIG")):
@@ -46,6 +46,8 @@ def mixed_precision_policy(compute_capability: tuple | None = None) -> str:
     the optimizer in a LossScaleOptimizer itself (keras 3: compile(auto_scale_loss=True)).
     ``compute_capability`` defaults to the first visible GPU's (none: float16)."""
     if compute_capability is None:
+        import tensorflow as tf
+
         gpus = tf.config.list_physical_devices("GPU")
         if gpus:
             compute_capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")

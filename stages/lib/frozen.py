@@ -23,7 +23,6 @@ import hashlib
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from stages.lib.files import atomic_output
@@ -32,11 +31,13 @@ from stages.lib.prepared import PreparedSplit
 HEAD_PREFIX = "head"  # the registry's head layers: "head_dropout" (optional), then "head"
 
 
-def split_at_head(model: keras.Model) -> tuple[keras.Model, keras.Model] | None:
+def split_at_head(model: "keras.Model") -> tuple["keras.Model", "keras.Model"] | None:
     """(features model, head model) if nothing before the head has trainable weights, else None."""
     head_layers = [layer for layer in model.layers if layer.name.startswith(HEAD_PREFIX)]
     if not head_layers:
         return None
+    import keras  # here: a stage that only writes a note (save_note) must not load TensorFlow
+
     features = head_layers[0].input
     extractor = keras.Model(model.inputs, features, name=f"{model.name}_features")
     if extractor.trainable_weights:
@@ -55,7 +56,7 @@ def take_rows(split: PreparedSplit, rows: np.ndarray | None) -> PreparedSplit:
                          split.class_names)
 
 
-def cached_split(extractor: keras.Model, split: PreparedSplit, batch_size: int,
+def cached_split(extractor: "keras.Model", split: PreparedSplit, batch_size: int,
                  rows: np.ndarray | None = None) -> PreparedSplit:
     """The split (or its ``rows``) with each image replaced by its base features, computed once."""
     from stages.lib.dataset import make_dataset  # tf.data; imported here to keep this module light
@@ -72,8 +73,10 @@ def cached_split(extractor: keras.Model, split: PreparedSplit, batch_size: int,
 
 # --- features shared by every run of a model (stage features@<model>) -----------------------
 
-def fingerprint(extractor: keras.Model, policy: str) -> str:
+def fingerprint(extractor: "keras.Model", policy: str) -> str:
     """sha256 of the base's input shape, compute dtype policy and every weight, in order."""
+    import keras
+
     digest = hashlib.sha256(f"{tuple(extractor.input_shape)}|{policy}".encode())
     for weight in extractor.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
@@ -84,7 +87,7 @@ def _paths_digest(paths: list[str]) -> str:
     return hashlib.sha256("\n".join(paths).encode()).hexdigest()
 
 
-def save_features(folder: Path, extractor: keras.Model, policy: str, splits: dict[str, PreparedSplit],
+def save_features(folder: Path, extractor: "keras.Model", policy: str, splits: dict[str, PreparedSplit],
                   batch_size: int) -> dict:
     """Write ``<split>.npy`` features of every split and meta.json; returns the meta."""
     import time
@@ -112,7 +115,7 @@ def save_note(folder: Path, reason: str) -> dict:
     return meta
 
 
-def load_features(folder: Path, extractor: keras.Model, policy: str,
+def load_features(folder: Path, extractor: "keras.Model", policy: str,
                   splits: dict[str, PreparedSplit]) -> tuple[dict[str, PreparedSplit] | None, str, float | None]:
     """(stored features of ``splits``, "reused", the seconds they took to compute) if they were made
     by this very base from these images, else (None, why not, None)."""

@@ -21,17 +21,17 @@ REQUIRED = ("path", "label", "pred_label")
 def read_predictions(path: Path, run: str) -> pd.DataFrame:
     """One run's predictions (``run``: ``<model>-<percent>-<seed>``, named in every error)."""
     if not path.is_file():
-        raise DataError(f"{path} not found: run `dvc repro evaluate@{run}` first")
+        raise DataError(f"{path} not found: run `dvc repro train@{run}` first")
     frame = read_csv(path)
     probs = [c for c in frame.columns if c.startswith("prob:")]
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing or len(probs) < 2 or frame.empty:
         raise DataError(f"{path}: expected test rows with {', '.join(REQUIRED)} and a prob:<class> column per "
-                        f"class (>= 2){f'; missing {missing}' if missing else ''}: re-run `dvc repro evaluate@{run}`")
+                        f"class (>= 2){f'; missing {missing}' if missing else ''}: re-run `dvc repro train@{run}`")
     frame["pred_label"] = frame["pred_label"].astype(int)
     frame[probs] = frame[probs].astype(float)
     if not frame[["label", "pred_label"]].isin(range(len(probs))).all(axis=None):
-        raise DataError(f"{path}: labels outside 0..{len(probs) - 1}: re-run `dvc repro evaluate@{run}`")
+        raise DataError(f"{path}: labels outside 0..{len(probs) - 1}: re-run `dvc repro train@{run}`")
     return frame
 
 
@@ -45,4 +45,4 @@ def check_same_test_set(frames: dict[str, pd.DataFrame], paths: dict[str, Path])
                 and (frame["label"].to_numpy() == ref["label"].to_numpy()).all())
         if not same:
             raise DataError(f"{paths[run]} and {paths[first]} are not the same test images and classes: "
-                            f"re-run `dvc repro evaluate@{run} evaluate@{first}`")
+                            f"re-run `dvc repro train@{run} train@{first}`")

@@ -164,7 +164,7 @@ def counts_from_params(balance: dict, split_sizes: dict, found: dict[str, int] |
 def project(params: dict, models: dict[str, dict], run: dict, counts: dict, figures: Figures) -> list[StageTime]:
     """Every stage's projected time (``models``: name -> parsed model params). A model the
     benchmarks have no rate for is listed with ``seconds`` NaN and a note saying so."""
-    study, ev, ex = params["study"], params["evaluate"], params["explain"]
+    study, pr, ex = params["study"], params["predict"], params["explain"]
     seeds, percents = list(study["seeds"]), list(study["train_percent"])
     plain, tf_stage = figures.plain_stage_s, figures.tf_stage_s
     n = counts
@@ -183,7 +183,7 @@ def project(params: dict, models: dict[str, dict], run: dict, counts: dict, figu
         rate = figures.rates.get(model_key(cfg, run))
         rows.append(_one(f"family@{name}", plain))
         if rate is None:
-            rows.append(StageTime(f"train/evaluate@{name}-*", len(seeds) * len(percents), float("nan"), float("nan"),
+            rows.append(StageTime(f"train@{name}-*", len(seeds) * len(percents), float("nan"), float("nan"),
                                   "not benchmarked: python benchmarks/study_runtime.py"))
             continue
         cached = caches_features(cfg, run) and rate["head"]
@@ -198,15 +198,15 @@ def project(params: dict, models: dict[str, dict], run: dict, counts: dict, figu
             else:
                 each = infer_stage + rate["train_first"] + cfg["epochs"] * (
                     train_images / rate["train"] + n["val"] / rate["infer"])
+            # train then predicts the test split at the batch size, and times batch-1 latency.
+            each += rate["infer_first"] + n["test"] / rate["infer"] + \
+                (pr["latency_warmup"] + pr["latency_runs"]) * rate["latency"]
             fits += [each + figures.overhead.get("train", 0.0)] * len(seeds)
         patience = (cfg.get("early_stopping") or {}).get("patience")
         rows.append(StageTime(f"train@{name}-*", len(fits), max(fits), sum(fits),
                               f"at most {cfg['epochs']} epochs" if patience else f"{cfg['epochs']} epochs"))
-        # The test split at the batch size, then batch-1 latency (warm-up + timed runs).
-        each = infer_stage + n["test"] / rate["infer"] + (ev["latency_warmup"] + ev["latency_runs"]) * rate["latency"] \
-            + figures.overhead.get("evaluate", 0.0)
-        rows.append(StageTime(f"evaluate@{name}-*", len(fits), each, each * len(fits)))
         explain_s += rate["infer_first"] + ex["num_images"] * ex["shap_max_evals"] / rate["infer"]
+    rows.append(_one("evaluate", plain, "metrics of every run's predictions, no TensorFlow"))
     rows.append(_one("report", figures.stage_s.get("report", plain)))
     rows.append(_one("explain", tf_stage + explain_s + figures.overhead.get("explain", 0.0), f"SHAP: {ex['num_images']} images x "
                                                       f"{ex['shap_max_evals']} evaluations per model"))

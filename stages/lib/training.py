@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-import keras
 from pydantic import ConfigDict, Field
 
 from stages.lib.distribute import STRATEGIES
@@ -60,9 +59,22 @@ def parse_run_params(values: dict) -> dict:
     return parse_section(Run, values, "train").model_dump()
 
 
-def compile_for_training(model: keras.Model, optimizer: str, learning_rate: float, num_classes: int,
-                         jit_compile: bool) -> keras.Model:
+class Predict(Schema):
+    """``predict``: how `train` times its test-set predictions."""
+
+    latency_warmup: int = Field(ge=0)
+    latency_runs: int = Field(ge=1)
+
+
+def parse_predict_params(values: dict) -> dict:
+    return parse_section(Predict, values, "predict").model_dump()
+
+
+def compile_for_training(model, optimizer: str, learning_rate: float, num_classes: int,
+                         jit_compile: bool):
     """Categorical cross-entropy on one-hot labels, with accuracy, top-3 accuracy and macro-F1."""
+    import keras  # here, not at the top: stages that only parse these params need no TensorFlow
+
     model.compile(
         optimizer=keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}}),
         loss=keras.losses.CategoricalCrossentropy(),

@@ -91,6 +91,14 @@ def random_init_options(family: str, options: dict) -> dict:
     return {**options, "weights": None} if "weights" in module.DEFAULTS else dict(options)
 
 
+def attention_tokens(family: str, image_size: int, options: dict) -> int | None:
+    """The fewest tokens any attention layer of ``family`` sees at ``image_size`` (the family's
+    ``attention_tokens`` hook), or None for a family without attention."""
+    module = family_module(family)
+    hook = getattr(module, "attention_tokens", None)
+    return None if hook is None else hook(image_size, {**module.DEFAULTS, **(options or {})})
+
+
 def count_params(model) -> tuple[int, int]:
     """(total, trainable) parameter counts of a built model."""
     trainable = sum(math.prod(w.shape) for w in model.trainable_weights)

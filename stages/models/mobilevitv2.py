@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import kimm
 
@@ -26,6 +28,13 @@ def imagenet_weights(variant) -> tuple[str, str]:
     with keras.utils.get_file under $KERAS_HOME/kimm_models (~/.keras/...)."""
     origin, file_name = next((o, f) for n, o, f in variant.available_weights if n == "imagenet")
     return file_name, origin + file_name
+
+
+def attention_tokens(image_size: int, options: dict) -> int:
+    """Patches of 2 x 2 cells the last MobileViTv2 stage attends over: its feature map is
+    image_size / 32 a side (rounded up to whole patches), so 1 patch below 96 px (at 32 px Keras
+    warns that the softmax "will always return the value 1")."""
+    return max(1, math.ceil(image_size / 64)) ** 2
 
 
 def build(num_classes: int, image_size: int, options: dict, key_prefix: str):
