@@ -4,8 +4,9 @@ Candidates come from ``<source>/<class>/<images>`` folders or from a labels CSV
 (stages/lib/candidates.py); every candidate is decoded before it counts
 (stages/lib/verify.py); classes are selected by one of three rules and K images per
 class by a seeded rule (stages/lib/selection.py; the params: stages/lib/balance_params.py).
-Writes a manifest (no image copies, paths relative to ``source``) plus a data report listing
-every file that was skipped and why (stages/lib/data_report.py).
+Writes a manifest (no image copies, paths relative to ``source``) plus a data report: its counts
+in ``metrics/data.json``, every file that was skipped and why in ``metrics/data_files.json``
+(stages/lib/data_report.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pandas as pd
 
 from stages.lib.balance_params import MIN, parse_params  # preflight and benchmarks use them from here
 from stages.lib.candidates import find_candidates, source_root
-from stages.lib.data_report import build_manifest, build_report
+from stages.lib.data_report import build_manifest, build_report, counts_and_files
 from stages.lib.errors import run_stage
 from stages.lib.files import write_csv, write_json
 from stages.lib.params import stage_params
@@ -25,6 +26,7 @@ from stages.lib.verify import reject_cross_class_duplicates, verify
 
 MANIFEST = "data/manifest.csv"
 REPORT = "metrics/data.json"
+FILES = "metrics/data_files.json"  # the report's per-class figures and file lists
 
 
 def balance(values: dict) -> tuple[pd.DataFrame, dict]:
@@ -47,11 +49,13 @@ def balance(values: dict) -> tuple[pd.DataFrame, dict]:
 def main() -> None:
     manifest, report = balance(stage_params("balance")["balance"])
     write_csv(MANIFEST, manifest)
-    write_json(REPORT, report)
+    counts, files = counts_and_files(report)
+    write_json(REPORT, counts)
+    write_json(FILES, files)
     if report["missing"] or report["rejected"]:
         print(
             f"warning: balance: {report['labels_csv']}: {report['missing']} listed files missing, "
-            f"{report['rejected']} rows unusable (see {REPORT}: missing_files, rejected_rows)",
+            f"{report['rejected']} rows unusable (see {FILES}: missing_files, rejected_rows)",
             file=sys.stderr,
         )
     for note in report["unused_params"]:
@@ -60,7 +64,7 @@ def main() -> None:
     print(
         f"balance: {report['num_classes']} classes x {report['images_per_class']} images{rule} "
         f"= {report['num_images']} -> {MANIFEST}; {report['undecodable']} undecodable, "
-        f"{report['ignored']} ignored, {report['duplicate_groups']} duplicate groups (see {REPORT})"
+        f"{report['ignored']} ignored, {report['duplicate_groups']} duplicate groups (see {FILES})"
     )
 
 

@@ -12,6 +12,9 @@ params order) trained at each size of ``study.train_percent`` with each seed of 
 - ``metrics/data_size.csv``: the data-size curve, one row per model and size (main metric and fit
   time: mean, sd, 95 % CI over seeds);
 - ``metrics/comparison.md``: one row per model, mean +/- sd [95 % CI] over its runs;
+- ``metrics/summary.json``: the study at a glance, the report's only DVC ``metrics`` file
+  (stages/lib/report_summary.py): per model the main metric's mean and 95 % CI at the largest size and
+  the mean fit time, per pair the verdict in a few words, the best model;
 - ``metrics/comparison.json``: quality only -- per model and metric the statistics over the runs at the
   largest size; per pair the paired t-test and Wilcoxon test over seeds (Holm-corrected across pairs), the
   per-run McNemar tests (Holm-corrected within each run) and a one-sentence verdict; ``data_size``: the
@@ -46,6 +49,7 @@ from stages.lib.report_figures import draw_figures, mean_curves, pooled_predicti
 from stages.lib.report_markdown import comparison_markdown, report_markdown
 from stages.lib.report_runs import (Inputs, check_same_runs, check_same_test_size, load_run_inputs,
                                     load_run_metrics, runs_table, thumbnails)
+from stages.lib.report_summary import study_summary
 from stages.lib.report_stats import (CONFIDENCE, PRIMARY_METRICS, curve_records, data_size_statistics,
                                      data_size_table, mcnemar_runs, model_statistics, pair_statistics, rounded)
 from stages.lib.review_plots import confusion_frame, curve_frames, write_review_plots
@@ -66,6 +70,7 @@ class Outputs:
     data_size_csv: Path = Path("metrics/data_size.csv")
     cost: Path = Path("metrics/cost/comparison.json")
     review_plots: Path = Path("plots/review")
+    summary: Path = Path("metrics/summary.json")
 
 
 class Report(Schema):
@@ -136,6 +141,7 @@ def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Output
         tmp.write_text(comparison_markdown(stats, cfg["families"], runs), encoding="utf-8")
     write_json(outputs.comparison, summary)
     write_json(outputs.cost, cost)
+    write_json(outputs.summary, study_summary(stats, pairs, primary))
     with atomic_output(outputs.report_md) as tmp:
         tmp.write_text(report_markdown(runs, stats, pairs, summary, class_names, len(frame), cfg, figure_dir, curve),
                        encoding="utf-8")

@@ -5,7 +5,7 @@ comment or a terminal:
 
 - the params that changed (``dvc params diff BASE --md``);
 - the quality metrics that changed (``dvc metrics diff BASE --md`` over the quality files only:
-  data, split, train, eval, comparison, explain) -- timings are machine noise, so they get a
+  data, split, train, eval, comparison, explain, DVC metrics or not) -- timings are machine noise, so they get a
   separate, collapsed section over ``metrics/cost/``;
 - the comparison table (``metrics/comparison.md``), the verdicts and the data-size statement of
   ``metrics/comparison.json``, and links to the main figures.
@@ -22,8 +22,10 @@ import sys
 from pathlib import Path
 
 # Quality only; cost (metrics/cost/) is reported apart.
-QUALITY_TARGETS = ("metrics/data.json", "metrics/split.json", "metrics/train", "metrics/eval",
-                   "metrics/comparison.json", "metrics/explain.json")
+# Named as targets, a file is read whether or not dvc.yaml declares it `metrics` (most are plain outputs,
+# kept out of `dvc exp show`); metrics/summary.json is left out: its quality is in comparison.json.
+QUALITY_TARGETS = ("metrics/data.json", "metrics/data_files.json", "metrics/split.json", "metrics/split_classes.json",
+                   "metrics/train", "metrics/eval", "metrics/comparison.json", "metrics/explain.json")
 COST_TARGETS = ("metrics/cost",)
 FIGURES = {"plots/report/study_curves.png": "Training curves and time cost",
            "plots/report/data_size.png": "Data-size curve", "plots/report/runs.png": "Every run"}

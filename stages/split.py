@@ -28,6 +28,7 @@ from stages.lib.params import Schema, parse_section, stage_params
 MANIFEST = "data/manifest.csv"
 SPLITS_CSV = "data/splits.csv"
 REPORT = "metrics/split.json"
+CLASSES = "metrics/split_classes.json"  # per class, apart: a DVC metrics file's every value is a column
 SPLITS = ("train", "val", "test")
 
 
@@ -177,7 +178,8 @@ def main() -> None:
     manifest = read_csv(MANIFEST)
     splits, report = make_splits(manifest, stage_params("split")["split"])
     write_csv(SPLITS_CSV, splits)
-    write_json(REPORT, report)
+    write_json(REPORT, {k: v for k, v in report.items() if k != "per_class"})
+    write_json(CLASSES, {"per_class": report["per_class"]})
     sizes = ", ".join(f"{s} {n}" for s, n in report["sizes"].items())
     print(f"split: {sizes}; {report['duplicate_groups']} duplicate groups kept within one split -> {SPLITS_CSV}")
 

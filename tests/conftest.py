@@ -82,7 +82,11 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture
 def repo_copy(tmp_path):
     """A fresh git+DVC repository holding this project's tracked and new files (no outputs)."""
-    dest = tmp_path / "repo"
+    return copy_repo(tmp_path / "repo")
+
+
+def copy_repo(dest: Path) -> Path:
+    """Make ``dest`` the repository copy of :func:`repo_copy` (for fixtures of a wider scope)."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO, capture_output=True, text=True, check=True,

@@ -670,7 +670,9 @@ def test_main_warns_about_missing_files_and_fails_cleanly_on_bad_params(tmp_path
     assert run_main(monkeypatch, out, csv_params(root, images_per_class=4)) == 0
     err = capsys.readouterr().err
     assert f"warning: balance: {FLIPKART_CSV}: 1 listed files missing, 0 rows unusable" in err
-    assert json.loads((out / "metrics/data.json").read_text())["missing_files"][0]["path"] == "Images/gone.jpg"
+    assert json.loads((out / "metrics/data_files.json").read_text())["missing_files"][0]["path"] == "Images/gone.jpg"
+    counts = json.loads((out / "metrics/data.json").read_text())  # what DVC shows: counts, no file lists
+    assert counts["missing"] == 1 and not [v for v in counts.values() if isinstance(v, (dict, list))]
     assert len(pd.read_csv(out / "data/manifest.csv")) == 12
 
     bad = tmp_path / "bad"

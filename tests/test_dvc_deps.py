@@ -153,4 +153,4 @@ def test_per_run_paths_in_dvc_yaml_are_the_layout_module_paths():
         layout.model_path(model, seed, percent=percent).as_posix(), layout.family_path(model).as_posix()}
     assert _resolved(stages["features"], "outs", model, percent, seed) == {layout.features_dir(model).as_posix()}
     assert _resolved(stages["family"], "outs", model, percent, seed) == {layout.family_path(model).as_posix()}
-    assert layout.EXPLAIN_COST.as_posix() in _paths(stages["explain"]["metrics"])
+    assert layout.EXPLAIN_COST.as_posix() in _paths(stages["explain"]["outs"])

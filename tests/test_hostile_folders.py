@@ -3,7 +3,7 @@
 Links: directory symlinks are never followed (a loop would list files again and again; and
 ``cat/more -> ../dog`` would label dog photos "cat"); a file symlink is followed only to a
 regular file inside its own class folder. FIFOs, sockets and devices are never opened. Every
-link not followed, and every special file, is reported with its reason in metrics/data.json;
+link not followed, and every special file, is reported with its reason in metrics/data_files.json;
 every link followed is listed there too. `dvc repro` itself hashes the source folder before any
 stage runs (it waits forever on a FIFO and stops on a dangling link), so preflight lists what it
 cannot hash, all at once.
@@ -343,6 +343,7 @@ def test_the_stages_run_on_a_hostile_folder_and_preflight_names_the_blockers(rep
         assert proc.returncode == 0, (stage, proc.stderr[-2000:])
     report = json.loads((repo_copy / "metrics/data.json").read_text())
     assert report["num_classes"] == 4 and report["num_images"] == 16
+    report = json.loads((repo_copy / "metrics/data_files.json").read_text())
     reasons = {f["path"]: f["reason"] for f in report["ignored_files"] + report["undecodable_files"]}
     assert all(why in reasons.get(path, "") for path, why in expected.items()), reasons
     assert snapshot(root) == before

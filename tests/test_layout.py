@@ -99,4 +99,4 @@ def test_dvc_yaml_spells_the_layout_paths():
     assert layout.family_path(ITEM["name"]).as_posix() in evaluate["deps"]
     assert _paths(_dvc_stage("family")["outs"]) == {layout.family_path(ITEM["name"]).as_posix()}
     assert _paths(_dvc_stage("features")["outs"]) == {layout.features_dir(ITEM["name"]).as_posix()}
-    assert layout.EXPLAIN_COST.as_posix() in _paths(_dvc_stage("explain")["metrics"])
+    assert layout.EXPLAIN_COST.as_posix() in _paths(_dvc_stage("explain")["outs"])

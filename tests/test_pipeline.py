@@ -56,7 +56,8 @@ def test_user_folder_with_awkward_files(repo_copy, tmp_path):
     set_params(repo_copy, "split", train=6, val=3, test=3)
     run(["dvc", "repro", "embedded@digits", "prepare"], repo_copy)
     report = json.loads((repo_copy / "metrics/data.json").read_text())
-    assert {f["path"] for f in report["undecodable_files"]} == expected["undecodable"]
+    files = json.loads((repo_copy / "metrics/data_files.json").read_text())
+    assert {f["path"] for f in files["undecodable_files"]} == expected["undecodable"]
     assert report["num_classes"] == 3 and report["num_images"] == 12
     assert open_split("test", 32, repo_copy / "data/prepared").images.shape == (3, 32, 32, 3)
     assert "up to date" in run(["dvc", "status", "--with-deps", "prepare"], repo_copy).stdout

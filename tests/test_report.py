@@ -249,7 +249,7 @@ def outputs_in(root) -> Outputs:
     return Outputs(root / "metrics" / "comparison.csv", root / "metrics" / "comparison.md",
                    root / "metrics" / "comparison.json", root / "plots" / "report", root / "plots" / "report.md",
                    root / "metrics" / "data_size.csv", root / "metrics" / "cost" / "comparison.json",
-                   root / "plots" / "review")
+                   root / "plots" / "review", root / "metrics" / "summary.json")
 
 
 def test_report_end_to_end(tmp_path):
@@ -295,6 +295,13 @@ def test_report_end_to_end(tmp_path):
     assert re.fullmatch(r"\|(-+\|){9}", rule)  # a pipe table's rule, one per column
     assert spread[0] == "0.9100 ± 0.0100 [0.8852, 0.9348]"
     assert vit_row == "| vit | vit | 3 | " + " | ".join(spread) + " |"  # the cells as formatted, unpadded
+
+    # The study summary, what DVC shows: the main metric at the largest size, fit time, verdicts, best.
+    assert json.loads(outputs.summary.read_text()) == {
+        "vit": {"accuracy": {k: acc[k] for k in ("mean", "ci_low", "ci_high")}, "fit_time_s": 31.0},
+        "mobilenet_v2": {"accuracy": {k: summary["models"]["mobilenet_v2"]["accuracy"][k]
+                                      for k in ("mean", "ci_low", "ci_high")}, "fit_time_s": 61.0},
+        "verdict": {"vit_vs_mobilenet_v2": "vit better"}, "best": "vit"}
 
     # Quality only in comparison.json; the timings' statistics in the cost summary, from the same runs.
     assert not [k for k in keys_of(summary) if any(t in k for t in ("time", "img_per_s", "latency"))]
@@ -573,3 +580,9 @@ def test_the_verdict_follows_the_main_metric_when_accuracy_and_macro_f1_disagree
         verdicts[metric] = pair["verdict"]
     assert verdicts["macro_f1"].startswith("vit better than mobilenet_v2 on macro-F1 by +0.100")
     assert verdicts["accuracy"].startswith("no significant difference between vit and mobilenet_v2 on accuracy")
+    # The summary DVC shows names the main metric in its keys and says the verdict in a few words.
+    short = {m: json.loads((tmp_path / m / "metrics" / "summary.json").read_text()) for m in verdicts}
+    assert set(short["macro_f1"]["vit"]) == {"macro_f1", "fit_time_s"} and set(short["accuracy"]["vit"]) == {
+        "accuracy", "fit_time_s"}
+    assert (short["macro_f1"]["verdict"], short["accuracy"]["verdict"]) == (
+        {"vit_vs_mobilenet_v2": "vit better"}, {"vit_vs_mobilenet_v2": "not significant"})

@@ -123,3 +123,21 @@ def test_bad_params_name_the_key(over, key, words):
     with pytest.raises(ParamError) as err:
         split(manifest_for({"a": 20, "b": 20}), **over)
     assert err.value.key == key and words in str(err.value)
+
+
+def test_main_writes_counts_for_dvc_and_the_per_class_table_apart(tmp_path, monkeypatch):
+    """metrics/split.json is a DVC metrics file (every value a column of `dvc exp show`): counts only;
+    the per-class table, a column per class and split, is in metrics/split_classes.json."""
+    import json
+
+    import stages.split as stage
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    manifest_for({"a": 20, "b": 20}).to_csv(tmp_path / stage.MANIFEST, index=False)
+    monkeypatch.setattr(stage, "stage_params", lambda name: {"split": dict(train=0.5, val=0.25, test=0.25, seed=0)})
+    stage.main()
+    counts = json.loads((tmp_path / stage.REPORT).read_text())
+    assert counts == {"seed": 0, "sizes": {"train": 20, "val": 10, "test": 10}, "unused_images": 0, "duplicate_groups": 0}
+    assert json.loads((tmp_path / stage.CLASSES).read_text()) == {
+        "per_class": {c: {"train": 10, "val": 5, "test": 5} for c in ("a", "b")}}

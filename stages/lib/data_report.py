@@ -1,5 +1,9 @@
 """What ``balance`` writes: the manifest (no image copies, paths relative to ``source``) and
-the data report, which lists every file that was skipped and why."""
+the data report, which lists every file that was skipped and why.
+
+The report is written as two files: its counts, ``metrics/data.json`` (a DVC ``metrics`` file, so
+in ``dvc exp show`` and ``dvc metrics diff``), and the per-class figures and file lists,
+``metrics/data_files.json`` (a plain output: hundreds of classes or files would drown those views)."""
 
 from __future__ import annotations
 
@@ -65,3 +69,9 @@ def build_report(p: BalanceParams, found: Candidates, valid: dict[str, dict[str,
         "links_followed": found.links_followed,
         "unused_params": unused_keys(p),
     }
+
+
+def counts_and_files(report: dict) -> tuple[dict, dict]:
+    """The report split into its single values (counts and settings) and the rest (per class, file lists)."""
+    single = {k: v for k, v in report.items() if not isinstance(v, (dict, list))}
+    return single, {k: v for k, v in report.items() if k not in single}
