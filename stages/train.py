@@ -102,9 +102,10 @@ def deployable(model: keras.Model) -> keras.Model:
     """``model`` without its optimizer state and compile settings (a same-weights clone): what a
     user deploys. Keras 3's .keras format saves a compiled model's optimizer variables, twice the
     weights again with Adam, and has no option to leave them out."""
-    if model.optimizer is None:
+    if getattr(model, "optimizer", None) is None:
         return model
-    clone = keras.models.clone_model(model)
+    # From the architecture's config: clone_model and model_from_json compile the copy like the original.
+    clone = type(model).from_config(model.get_config())
     clone.set_weights(model.get_weights())
     return clone
 

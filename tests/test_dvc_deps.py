@@ -144,13 +144,12 @@ def test_per_run_paths_in_dvc_yaml_are_the_layout_module_paths():
     assert train == {layout.model_path(model, seed, percent=percent).as_posix(),
                      layout.train_metrics_path(model, seed, percent=percent).as_posix(),
                      layout.train_cost_path(model, seed, percent=percent).as_posix(),
+                     layout.predictions_path(model, seed, percent=percent).as_posix(),
+                     layout.eval_cost_path(model, seed, percent=percent).as_posix(),
                      f"{curves}/metrics.json", f"{curves}/plots/metrics"}
-    evaluate = {f for field in ("outs", "metrics") for f in _resolved(stages["evaluate"], field, model, percent, seed)}
-    assert evaluate == {layout.predictions_path(model, seed, percent=percent).as_posix(),
-                        layout.eval_metrics_path(model, seed, percent=percent).as_posix(),
-                        layout.eval_cost_path(model, seed, percent=percent).as_posix()}
-    assert _resolved(stages["evaluate"], "deps", model, percent, seed) >= {
-        layout.model_path(model, seed, percent=percent).as_posix(), layout.family_path(model).as_posix()}
+    # One evaluate for every run: the folders holding each run's predictions and metrics.
+    assert _paths(stages["evaluate"]["outs"]) == {layout.EVAL_METRICS.as_posix()}
+    assert layout.PREDICTIONS.as_posix() in stages["evaluate"]["deps"]
     assert _resolved(stages["features"], "outs", model, percent, seed) == {layout.features_dir(model).as_posix()}
     assert _resolved(stages["family"], "outs", model, percent, seed) == {layout.family_path(model).as_posix()}
     assert layout.EXPLAIN_COST.as_posix() in _paths(stages["explain"]["outs"])

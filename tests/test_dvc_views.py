@@ -38,15 +38,6 @@ def shrink(repo) -> None:
     run(["python", "-m", "stages.preflight", "--write", "--params-only"], repo)
 
 
-def per_run_files_are_metrics() -> bool:
-    """True while dvc.yaml still declares the train/evaluate runs' files `metrics` (the run-cost
-    rework makes them `outs` with cache: false, as every other per-run and per-class file)."""
-    from conftest import REPO
-
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    return any(stages[name].get("metrics") for name in ("train", "evaluate"))
-
-
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     repo = copy_repo(tmp_path_factory.mktemp("views") / "repo")
@@ -86,8 +77,6 @@ def test_the_summary_is_what_dvc_shows_and_the_rest_is_reachable_by_name(study):
     assert "metrics/eval/vit/100pct/s0.json" in review and "metrics/eval/mobilenet_v2" not in review
 
 
-@pytest.mark.xfail(per_run_files_are_metrics(), strict=True,
-                   reason="train/evaluate still declare their per-run files `metrics` (until the run-cost rework)")
 def test_exp_show_and_metrics_diff_fit_a_screen_after_one_param_change(study):
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], study).stdout)
     assert {path for rev in shown.values() for path in rev["data"]} == SUMMARY_FILES

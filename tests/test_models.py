@@ -395,3 +395,30 @@ def test_a_random_init_vit_takes_a_named_size_and_reports_every_missing_key_at_o
 def test_a_size_is_for_random_init_only():
     with pytest.raises(ParamError, match=r"models.vit.size: 'base16' is for random init"):
         build_model("vit", 3, 224, {"preset": "vit_base_patch16_224_imagenet21k", "size": "base16"}, "models.vit")
+
+
+@pytest.mark.parametrize("size, tokens", [(32, 1), (64, 1), (96, 4), (128, 4), (256, 16)])
+def test_mobilevitv2_attention_tokens_match_what_keras_warns_about(size, tokens):
+    """The hook's count is what the built model attends over: Keras warns of a softmax over an
+    axis of size 1 exactly when the hook says 1 token."""
+    import warnings
+
+    from stages.models import attention_tokens, build_model
+
+    assert attention_tokens("mobilevitv2", size, {}) == tokens
+    if size > 96:
+        return  # the bigger models build slowly; 32/64/96 cover both sides of the limit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_model("mobilevitv2", 3, size, dict(weights=None, trainable="full", width=0.5))
+    single = [w for w in caught if "This axis has size 1" in str(w.message)]
+    assert bool(single) == (tokens == 1)
+
+
+def test_vit_attention_tokens_are_its_patches_and_cnns_have_none():
+    from stages.models import attention_tokens
+
+    assert attention_tokens("vit", 32, {"patch_size": 4}) == 64
+    assert attention_tokens("vit", 32, {"patch_size": 32}) == 1
+    assert attention_tokens("vit", 224, {"preset": "vit_base_patch16_224_imagenet21k"}) == 196
+    assert attention_tokens("mobilenet_v2", 32, {}) is None and attention_tokens("resnet50", 32, {}) is None

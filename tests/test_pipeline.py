@@ -105,6 +105,11 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
     # random bases (features cached within each run); MobileNetV2 frozen on a "pretrained" weights file, so
     # the features stage computes its features once for every run.
     params["models"]["vit"].update(num_layers=1, hidden_dim=32, mlp_dim=64)
+    # The default compares two families; the other two join as a user adds a model: one entry each.
+    common = {k: params["models"]["mobilenet_v2"][k] for k in ("image_size", "epochs", "batch_size", "optimizer",
+                                                               "learning_rate", "early_stopping")}
+    params["models"]["resnet50"] = {"family": "resnet50", **common, "weights": None}
+    params["models"]["mobilevitv2"] = {"family": "mobilevitv2", **common, "weights": None, "width": 0.5}
     for name in ("resnet50", "mobilevitv2", "mobilenet_v2"):
         params["models"][name]["trainable"] = "frozen"
     params["models"]["mobilenet_v2"]["weights"] = _pretrained_mobilenet_v2(tmp_path)
@@ -169,14 +174,14 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
     assert comparison["data_size"]["percents"] == [100] and "One training-set size only" in \
         comparison["data_size"]["statement"]
 
-    # Adding a seed or a size: only the new runs and the two stages that read every run are stale
+    # Adding a seed or a size: only the new runs and the stages that read every run are stale
     # (not the data stages, not the features, not the existing runs).
     set_params(repo_copy, "study", seeds=[0, 1, 2])
-    new_runs = {f"{stage}@{name}-100-2" for stage in ("train", "evaluate") for name in families}
-    assert stale_stages(repo_copy) == new_runs | {"report", "explain"}, stale_stages(repo_copy)
+    new_runs = {f"train@{name}-100-2" for name in families}
+    assert stale_stages(repo_copy) == new_runs | {"evaluate", "report", "explain"}, stale_stages(repo_copy)
     set_params(repo_copy, "study", seeds=[0, 1], train_percent=[50, 100])
-    new_runs = {f"{stage}@{name}-50-{seed}" for stage in ("train", "evaluate") for name in families for seed in (0, 1)}
-    assert stale_stages(repo_copy) == new_runs | {"report", "explain"}, stale_stages(repo_copy)
+    new_runs = {f"train@{name}-50-{seed}" for name in families for seed in (0, 1)}
+    assert stale_stages(repo_copy) == new_runs | {"evaluate", "report", "explain"}, stale_stages(repo_copy)
     set_params(repo_copy, "study", seeds=[0, 1], train_percent=[100])
     assert stale_stages(repo_copy) == set()
 

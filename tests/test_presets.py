@@ -85,6 +85,18 @@ def test_preset_composes_to_the_study_and_validates(preset, tmp_path, monkeypatc
     assert preflight.main([f"+experiment={preset}", "--params-only"]) == 0
 
 
+def test_preflight_warns_when_a_transformer_attends_over_one_token_and_the_default_does_not(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert preflight.main(["--params-only"]) == 0
+    assert "WARNING" not in capsys.readouterr().out  # the default's models are what their names say
+    assert preflight.main(["models=products", "models.mobilevitv2.image_size=32", "models.resnet50.image_size=32",
+                           "prepare.image_sizes=[32]",
+                           "--params-only"]) == 0
+    warned = [line for line in capsys.readouterr().out.splitlines() if "WARNING" in line]
+    assert len(warned) == 1 and warned[0].startswith("ok   models.mobilevitv2: WARNING: at 32 px")
+    assert "sees 1 token" in warned[0] and "models.mobilevitv2.image_size" in warned[0]
+
+
 def test_preflight_reports_every_bad_param_and_a_missing_dataset(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(REPO)
     code = preflight.main(["+experiment=products7", "models.resnet50.epochs=0", "split.test=7/6", "--params-only"])
@@ -201,15 +213,14 @@ def test_preset_gives_the_expected_dag_with_readable_stage_names(preset, repo_co
     assert len(seeds) >= 3  # every study preset rests on repeated runs
     assert percents == [25, 50, 100]  # and draws the data-size curve
     runs = [(m, f"{m}-{p}-{s}") for m in models for p in percents for s in seeds]
-    per_run = {f"{stage}@{r}" for stage in ("train", "evaluate") for _, r in runs}
+    per_run = {f"train@{r}" for _, r in runs}
     per_model = {f"{stage}@{m}" for stage in ("family", "features") for m in models}
-    assert nodes == {"balance", "split", "prepare", "report", "explain"} | per_run | per_model
-    assert {("balance", "split"), ("split", "prepare")} <= edges
+    assert nodes == {"balance", "split", "prepare", "evaluate", "report", "explain"} | per_run | per_model
+    assert {("balance", "split"), ("split", "prepare"), ("evaluate", "report")} <= edges
     for m, r in runs:
         assert {("prepare", f"features@{m}"), (f"features@{m}", f"train@{r}"), ("prepare", f"train@{r}"),
-                (f"family@{m}", f"features@{m}"), (f"family@{m}", f"train@{r}"), (f"family@{m}", f"evaluate@{r}"),
-                (f"train@{r}", f"evaluate@{r}"), (f"evaluate@{r}", "report"),
-                (f"train@{r}", "explain"), (f"evaluate@{r}", "explain"), (f"family@{m}", "explain")} <= edges, r
+                (f"family@{m}", f"features@{m}"), (f"family@{m}", f"train@{r}"), (f"train@{r}", "evaluate"),
+                (f"train@{r}", "report"), (f"train@{r}", "explain"), (f"family@{m}", "explain")} <= edges, r
     # each run depends on its own model's family only
     assert not {(f"family@{other}", f"train@{r}") for m, r in runs for other in models if other != m} & edges
     assert not [n for n in nodes if n.startswith("embedded")]  # it reads its own folder: digits are not written

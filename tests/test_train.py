@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,10 +63,22 @@ def test_train_writes_model_metrics_and_dvclive_curves(prepared, tmp_path, monke
     assert set(quality) == {
         "epochs_run", "best_epoch", "evaluated_epoch", "params_total", "params_trainable", "cached_features",
         "features_source", "seed", "train_percent", "train_images", "train_images_per_class", "val_images",
+        "model_size_mb", "model_file_mb",
     }
     assert set(cost) == {"fit_time_s", "time_per_trainable_param", "train_img_per_s", "train_cpu_cores",
                          "features_time_s", "stored_features_time_s"}  # every timing, and only timings
-    assert metrics == {**quality, **cost}
+    eval_cost = json.loads((tmp_path / "metrics/cost/eval/tiny/100pct/s0.json").read_text())
+    assert set(eval_cost) == {"eval_time_s", "infer_img_per_s", "latency_ms_b1"}
+    assert metrics == {**quality, **cost, **eval_cost}
+    # The test split, predicted by the model just trained, as it was saved (best epoch restored).
+    predictions = pd.read_csv(tmp_path / "data/predictions/tiny/100pct/s0.csv")
+    test = open_split("test", 16, prepared)
+    saved = keras.saving.load_model(tmp_path / "data/models/tiny/100pct/s0.keras")
+    probs = predictions[[c for c in predictions.columns if c.startswith("prob:")]].to_numpy()
+    np.testing.assert_allclose(probs, saved.predict(np.asarray(test.images), verbose=0), atol=1e-5)
+    # Saved without optimizer state: the file holds the weights (4 bytes each) and little else.
+    assert getattr(saved, "optimizer", None) is None and not saved.compiled
+    assert metrics["model_size_mb"] == round(4 * metrics["params_total"] / 1e6, 3)
     assert metrics["train_percent"] == 100 and metrics["train_images"] == 24 and metrics["val_images"] == 6
     assert metrics["cached_features"] is False and metrics["features_time_s"] is None  # a ViT trains whole
     assert metrics["epochs_run"] in (1, 2) and 1 <= metrics["best_epoch"] <= metrics["epochs_run"]

@@ -171,7 +171,7 @@ def attention_tokens(image_size: int, options: dict) -> int | None:
     """Image patches the encoder attends over: (image_size // patch_size)^2 (the class token
     aside); None for a preset whose patch size is not known here."""
     if options.get("preset") is not None:
-        patch = options.get("patch_size") or (PRESET_ARCHITECTURES.get(options["preset"]) or {}).get("patch_size")
+        patch = (PRESET_ARCHITECTURES.get(options["preset"]) or {}).get("patch_size")
     else:
         patch = random_init_architecture(options, "models.vit")["patch_size"]
     return None if not patch else (image_size // patch) ** 2
