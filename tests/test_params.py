@@ -131,11 +131,11 @@ def test_the_command_line_help_says_what_each_argument_is(capsys, monkeypatch):
 def test_a_missing_model_argument_shows_the_stage_command(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")  # the usage on one line
     with pytest.raises(SystemExit) as end:
-        model_stage_params("evaluate", [])
+        model_stage_params("train", [])
     assert end.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("usage: python -m stages.evaluate [-h] [--percent PERCENT] [--seed SEED] model\n")
-    assert "python -m stages.evaluate: error: the following arguments are required: model" in err
+    assert err.startswith("usage: python -m stages.train [-h] [--percent PERCENT] [--seed SEED] model\n")
+    assert "python -m stages.train: error: the following arguments are required: model" in err
 
 
 # --- study: the seeds and training-set sizes, and how a section's errors read --------------------
@@ -216,3 +216,35 @@ def test_an_unknown_key_in_an_optional_sub_section_is_named():
     with pytest.raises(ParamError) as err:
         parse_section(Section, {"limits": {"name": "a", "sise": 2}}, "sec")
     assert err.value.key == "sec.limits.sise" and err.value.problems[0][1].startswith("unknown key")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["default", "dogs13", "products7"])
+def test_stage_params_are_what_dvc_api_params_show_gives(preset, repo_copy):
+    """stage_params reads dvc.yaml with DVC's resolver and params.yaml itself (params_show parses
+    dvc.lock too: seconds per stage); both give the same params, for the first and last stage of
+    every kind (foreach, matrix over a mapping and lists, plain) of the default and the presets."""
+    import os
+    import subprocess
+
+    import dvc.api
+
+    from stages import preflight
+    from stages.lib.params import stage_params
+
+    if preset != "default":
+        preflight.compose([f"+experiment={preset}"], repo_copy / "params.yaml")
+    names = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=repo_copy, capture_output=True, text=True,
+                           check=True, env=dict(os.environ, DVC_NO_ANALYTICS="1")).stdout.split()
+    kinds: dict[str, list[str]] = {}
+    for name in names:
+        kinds.setdefault(name.split("@")[0], []).append(name)
+    here = os.getcwd()
+    os.chdir(repo_copy)
+    try:
+        for stages in kinds.values():
+            for stage in {stages[0], stages[-1]}:
+                assert stage_params(stage) == dvc.api.params_show(stages=stage), stage
+    finally:
+        os.chdir(here)
+    assert {"train", "evaluate", "report", "balance"} <= set(kinds)
