@@ -2,7 +2,7 @@
 
 With ``trainable: frozen`` nothing before the head trains, so `train` can run the base
 once over the train and val images and fit only the head on those features
-(``train.cache_frozen_features``, stages/lib/frozen.py). This benchmark times the
+(``train.cache_frozen_features``, stages/training/frozen.py). This benchmark times the
 train stage's own ``train()`` -- its ``fit_time_s``, which for the cached path includes
 computing the features -- with the flag on and off, for MobileNetV2 (alpha 1.0) and
 ResNet50 at batch 32, on a generated prepared store (random uint8 images, written by

@@ -62,9 +62,9 @@ CPU_DEFAULTS = {"steps": 10, "warmup": 2, "image_size": 32}
 
 
 def mixed_policy(compute_capability) -> str:
-    """The train stage's own choice (stages/lib/distribute.py); the child records whether keras
+    """The train stage's own choice (stages/training/distribute.py); the child records whether keras
     wrapped the optimizer in a LossScaleOptimizer (the loss_scale column)."""
-    from stages.lib.distribute import mixed_precision_policy
+    from stages.training.distribute import mixed_precision_policy
 
     return mixed_precision_policy(compute_capability or (0, 0))
 
@@ -91,7 +91,7 @@ def child(spec: dict, result: Path) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from stages.lib.training import compile_for_training
+    from stages.training.fit import compile_for_training
     from stages.models import build_model
 
     gpus = tf.config.list_physical_devices("GPU")

@@ -36,9 +36,9 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
-from stages.lib.dataset import in_memory_dataset, make_dataset  # noqa: E402
-from stages.lib.prepared import open_split  # noqa: E402
-from stages.lib.training import compile_for_training  # noqa: E402
+from stages.training.dataset import in_memory_dataset, make_dataset  # noqa: E402
+from stages.core.prepared import open_split  # noqa: E402
+from stages.training.fit import compile_for_training  # noqa: E402
 from stages.models import build_model  # noqa: E402
 from stages.train import parse_model_params, parse_run_params  # noqa: E402
 

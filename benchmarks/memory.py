@@ -13,7 +13,7 @@ While a stage runs, its process tree is sampled every 0.1 s with psutil:
   main_peak_rss_mb    peak RSS of the stage's own process (also the kernel's VmHWM high-water
                       mark where /proc has it, so a spike between two samples still counts);
   worker_peak_rss_mb  peak RSS of any single pool worker (0 when the stage used no pool:
-                      stages/lib/parallel.py runs fewer than 256 items in-process);
+                      stages/data/parallel.py runs fewer than 256 items in-process);
   tree_peak_pss_mb    peak of the tree's summed PSS. The workers are forked, so each one's RSS
                       counts every page it still shares with the parent; summing RSS would
                       count those pages once per worker. PSS splits each shared page between

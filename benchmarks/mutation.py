@@ -9,7 +9,7 @@ which `benchmarks/mutation_equivalent.csv` lists with the reason.
 
     pip install -r requirements-dev.txt
     python benchmarks/mutation.py                       # every group
-    python benchmarks/mutation.py --modules stages/lib/subsets.py --tests tests/test_subsets.py
+    python benchmarks/mutation.py --modules stages/training/subsets.py --tests tests/test_subsets.py
 
 Each group runs in a scratch copy of the repository (as benchmarks/pipeline.py makes it), so this
 checkout is never touched. Writes benchmarks/mutation.csv (one row per module: mutants, killed,
@@ -46,13 +46,13 @@ EQUIVALENT = HERE / "mutation_equivalent.csv"
 # only its own tests: a mutant killed there is killed by the suite, so the score is a lower bound,
 # and the report modules skip the end-to-end report tests (5-20 s each, hours over ~750 mutants).
 GROUPS = [
-    (["stages/lib/over_runs.py", "stages/lib/compare.py"], ["tests/test_over_runs.py", "tests/test_compare.py"]),
-    (["stages/lib/report_stats.py", "stages/lib/report_tables.py", "stages/lib/report_figures.py"],
+    (["stages/analysis/over_runs.py", "stages/analysis/compare.py"], ["tests/test_over_runs.py", "tests/test_compare.py"]),
+    (["stages/analysis/report_stats.py", "stages/analysis/report_tables.py", "stages/analysis/report_figures.py"],
      ["tests/test_report_units.py"]),
     (["stages/compare_reports.py"], ["tests/test_compare_reports.py"]),
-    (["stages/lib/subsets.py"], ["tests/test_subsets.py"]),
-    (["stages/lib/labels.py", "stages/lib/selection.py"], ["tests/test_balance.py", "tests/test_selection_and_labels.py"]),
-    (["stages/lib/params.py", "stages/lib/layout.py"], ["tests/test_params.py", "tests/test_layout.py"]),
+    (["stages/training/subsets.py"], ["tests/test_subsets.py"]),
+    (["stages/data/labels.py", "stages/data/selection.py"], ["tests/test_balance.py", "tests/test_selection_and_labels.py"]),
+    (["stages/core/params.py", "stages/core/layout.py"], ["tests/test_params.py", "tests/test_layout.py"]),
 ]
 # mutmut's exit-code classes, as its `results` command names them.
 KILLED, SURVIVED, TIMEOUT = "killed", "survived", "timeout"

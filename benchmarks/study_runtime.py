@@ -9,7 +9,7 @@ model's image size and batch size:
   - inference images/s (model.predict at the training batch size),
   - for a frozen base (what `features@<model>` caches): the head's training images/s on features.
 
-Each row carries a key for the architecture (stages/lib/runtime.py model_key), the machine and the
+Each row carries a key for the architecture (stages/planning/runtime.py model_key), the machine and the
 date. `python -m stages.preflight [overrides]` projects every stage of a composed experiment
 from these rates, benchmarks/pipeline.csv (stage fixed costs) and benchmarks/memory.csv (data
 stages); this script prints that projection for each experiment it measured.
@@ -47,10 +47,10 @@ import yaml  # noqa: E402
 
 from pipeline import machine  # noqa: E402
 from stages import split  # noqa: E402
-from stages.lib import runtime  # noqa: E402
-from stages.lib.distribute import pick_strategy  # noqa: E402
-from stages.lib.frozen import split_at_head  # noqa: E402
-from stages.lib.training import compile_for_training  # noqa: E402
+from stages.planning import runtime  # noqa: E402
+from stages.training.distribute import pick_strategy  # noqa: E402
+from stages.training.frozen import split_at_head  # noqa: E402
+from stages.training.fit import compile_for_training  # noqa: E402
 from stages.models import build_model, count_params, random_init_options  # noqa: E402
 from stages.preflight import compose  # noqa: E402
 from stages.train import parse_model_params, parse_run_params  # noqa: E402
@@ -161,7 +161,7 @@ def measure(name: str, cfg: dict, classes: int, run: dict, args) -> dict:
 
 def head_train_rate(name: str, model, cfg: dict, classes: int, run: dict, labels, args) -> float | None:
     """Training img/s of the head alone on features, as train runs a frozen base's cached
-    features (stages/lib/frozen.py); None where something before the head trains."""
+    features (stages/training/frozen.py); None where something before the head trains."""
     parts = split_at_head(model)
     if parts is None:
         return None

@@ -6,6 +6,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # ... and its start-up lines that ignore that level, filtered from the first import.
-from stages.lib import tf_startup  # noqa: E402
+from stages.core import tf_startup  # noqa: E402
 
 tf_startup.install()

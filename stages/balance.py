@@ -1,12 +1,12 @@
 """Stage `balance`: pick classes and exactly K decodable images per class.
 
 Candidates come from ``<source>/<class>/<images>`` folders or from a labels CSV
-(stages/lib/candidates.py); every candidate is decoded before it counts
-(stages/lib/verify.py); classes are selected by one of three rules and K images per
-class by a seeded rule (stages/lib/selection.py; the params: stages/lib/balance_params.py).
+(stages/data/candidates.py); every candidate is decoded before it counts
+(stages/data/verify.py); classes are selected by one of three rules and K images per
+class by a seeded rule (stages/data/selection.py; the params: stages/data/balance_params.py).
 Writes a manifest (no image copies, paths relative to ``source``) plus a data report: its counts
 in ``metrics/data.json``, every file that was skipped and why in ``metrics/data_files.json``
-(stages/lib/data_report.py).
+(stages/data/data_report.py).
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import sys
 
 import pandas as pd
 
-from stages.lib.balance_params import MIN, parse_params  # preflight and benchmarks use them from here
-from stages.lib.candidates import find_candidates, source_root
-from stages.lib.data_report import build_manifest, build_report, counts_and_files
-from stages.lib.errors import run_stage
-from stages.lib.files import write_csv, write_json
-from stages.lib.params import stage_params
-from stages.lib.selection import check_files_suffice, choose_classes, choose_images, resolve_min
-from stages.lib.verify import reject_cross_class_duplicates, verify
+from stages.core.errors import run_stage
+from stages.core.files import write_csv, write_json
+from stages.core.params import stage_params
+from stages.data.balance_params import MIN, parse_params  # preflight and benchmarks use them from here
+from stages.data.candidates import find_candidates, source_root
+from stages.data.data_report import build_manifest, build_report, counts_and_files
+from stages.data.selection import check_files_suffice, choose_classes, choose_images, resolve_min
+from stages.data.verify import reject_cross_class_duplicates, verify
 
 MANIFEST = "data/manifest.csv"
 REPORT = "metrics/data.json"

@@ -23,8 +23,8 @@ import math
 import sys
 from pathlib import Path
 
-from stages.lib.errors import DataError
-from stages.lib.run_columns import TIMINGS
+from stages.analysis.run_columns import TIMINGS
+from stages.core.errors import DataError
 
 EXACT = 1e-9  # with no interval (a single run) only equal means agree
 # Seconds and throughputs measure the machine, not the models: another machine differs by design,

@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from stages.lib.errors import run_stage
-from stages.lib.files import atomic_output
+from stages.core.errors import run_stage
+from stages.core.files import atomic_output
 
 OUT = "data/raw/digits"
 

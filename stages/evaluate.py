@@ -19,12 +19,12 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
-from stages.lib.compared_models import model_families
-from stages.lib.errors import DataError, run_stage
-from stages.lib.files import atomic_output, read_csv, write_json_to
-from stages.lib.layout import EVAL_METRICS, PREDICTIONS, eval_metrics_path, predictions_path, run_label
-from stages.lib.metrics import classification_metrics
-from stages.lib.params import Schema, parse_section, stage_params, study_percents, study_seeds
+from stages.core.compared_models import model_families
+from stages.core.errors import DataError, run_stage
+from stages.core.files import atomic_output, read_csv, write_json_to
+from stages.core.layout import EVAL_METRICS, PREDICTIONS, eval_metrics_path, predictions_path, run_label
+from stages.core.metrics import classification_metrics
+from stages.core.params import Schema, parse_section, stage_params, study_percents, study_seeds
 
 PROB = "prob:"
 
@@ -38,7 +38,7 @@ def parse_eval_params(values: dict) -> dict:
 
 
 def run_metrics(path, ece_bins: int, run: str) -> dict:
-    """The quality metrics of one run's predictions file (columns of stages/lib/inference.py)."""
+    """The quality metrics of one run's predictions file (columns of stages/training/inference.py)."""
     if not path.is_file():
         raise DataError(f"{path} not found: run `dvc repro train@{run}` first")
     frame = read_csv(path)

@@ -15,8 +15,8 @@ section (in params order) to pick the images, then each
 The images are the same for every model: about half that every model classifies
 correctly and half that at least one gets wrong (when there are both), picked with
 ``explain.seed`` and spread over classes. Each map explains the model's own predicted
-class. Grad-CAM: :mod:`stages.lib.gradcam`, with the hooks of each model's family module
-(stages/models/<family>.py) where it has them; SHAP: :mod:`stages.lib.shap_maps`.
+class. Grad-CAM: :mod:`stages.attribution.gradcam`, with the hooks of each model's family module
+(stages/models/<family>.py) where it has them; SHAP: :mod:`stages.attribution.shap_maps`.
 
 Params: ``explain`` (num_images, seed, min_grid, layers, masker, shap_max_evals,
 batch_size) and ``models`` (the model names and families).
@@ -33,12 +33,13 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from stages.lib import explain_figures, gradcam, layout, predictions, shap_maps
-from stages.lib.errors import DataError, ParamError, run_stage
-from stages.lib.files import atomic_output, write_json
-from stages.lib.compared_models import model_families
-from stages.lib.params import Schema, parse_section, stage_params, study_percents, study_seeds
-from stages.lib.prepared import PREPARED, open_split
+from stages.attribution import explain_figures, gradcam, shap_maps
+from stages.core import layout, predictions
+from stages.core.compared_models import model_families
+from stages.core.errors import DataError, ParamError, run_stage
+from stages.core.files import atomic_output, write_json
+from stages.core.params import Schema, parse_section, stage_params, study_percents, study_seeds
+from stages.core.prepared import PREPARED, open_split
 from stages.models import family_module, load_model
 
 OVERVIEW_ROWS = 3  # images in the overview: it has 1 + 2 x models columns already

@@ -2,7 +2,7 @@
 
 Usage: ``python -m stages.family <model>``. Writes ``data/families/<model>.json``: the family
 name and the sha256 of its module (``stages/models/<family>.py``) and of every local module it
-imports (stages/lib/code_deps.py). The registry imports a family module by name at run time,
+imports (stages/core/code_deps.py). The registry imports a family module by name at run time,
 which DVC cannot see, so `features@<model>` and `train@<model>-...` depend on this file
 instead of on the whole ``stages/models/`` folder: editing one family's module changes only
 that family's fingerprint, and DVC re-runs only the runs of the models that use it. This stage
@@ -17,11 +17,11 @@ import argparse
 import hashlib
 from pathlib import Path
 
-from stages.lib.code_deps import local_imports
-from stages.lib.errors import ParamError, run_stage
-from stages.lib.files import write_json
-from stages.lib.layout import family_path
-from stages.lib.params import matrix_stage_params
+from stages.core.code_deps import local_imports
+from stages.core.errors import ParamError, run_stage
+from stages.core.files import write_json
+from stages.core.layout import family_path
+from stages.core.params import matrix_stage_params
 from stages.models import available_models
 
 

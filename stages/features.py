@@ -4,7 +4,7 @@ Usage: ``python -m stages.features <model>``. When nothing before a model's head
 and the base is the same whatever the seed (pretrained weights), every run of that model
 -- each training-set size of ``study.train_percent``, each seed -- would compute the same
 base features. This stage computes them once, for the whole train and val splits; every
-``train@<model>-*`` run takes its subset's rows (stages/lib/frozen.py). Writes
+``train@<model>-*`` run takes its subset's rows (stages/training/frozen.py). Writes
 ``data/features/<model>/``: ``train.npy``, ``val.npy`` and ``meta.json``, or, for a model
 whose runs must compute their own (a base that trains, a randomly initialised frozen base,
 ``train.cache_frozen_features: false``), only ``meta.json`` saying why.
@@ -16,20 +16,20 @@ from __future__ import annotations
 
 import argparse
 
-from stages.lib.errors import ParamError, run_stage
-from stages.lib.layout import features_dir
-from stages.lib.params import matrix_stage_params
-from stages.lib.prepared import PREPARED, open_split, read_meta
-from stages.lib.training import parse_model_params, parse_run_params
+from stages.core.errors import ParamError, run_stage
+from stages.core.layout import features_dir
+from stages.core.params import matrix_stage_params
+from stages.core.prepared import PREPARED, open_split, read_meta
 from stages.models import check_options
+from stages.training.fit import parse_model_params, parse_run_params
 
 
 def _extractor(cfg: dict, num_classes: int, name: str, seed: int):
     """The model's frozen feature extractor when built with ``seed``, or None if its base trains."""
     import keras
 
-    from stages.lib.frozen import split_at_head
     from stages.models import build_model
+    from stages.training.frozen import split_at_head
 
     keras.utils.set_random_seed(seed)
     model = build_model(cfg["family"], num_classes, cfg["image_size"], cfg["options"], key_prefix=f"models.{name}")
@@ -39,7 +39,7 @@ def _extractor(cfg: dict, num_classes: int, name: str, seed: int):
 
 def compute(name: str, cfg: dict, run: dict, prepared: str = PREPARED) -> dict:
     """Write ``data/features/<name>/`` for ``models.<name>``; returns its meta.json content."""
-    from stages.lib.frozen import fingerprint, save_features, save_note
+    from stages.training.frozen import fingerprint, save_features, save_note
 
     folder = features_dir(name)
     if not run["cache_frozen_features"]:
@@ -53,7 +53,7 @@ def compute(name: str, cfg: dict, run: dict, prepared: str = PREPARED) -> dict:
         return save_note(folder, "the base trains (trainable is not frozen): no features to reuse")
     import keras
 
-    from stages.lib.distribute import mixed_precision_policy
+    from stages.training.distribute import mixed_precision_policy
 
     if run["deterministic"]:
         import tensorflow as tf

@@ -11,7 +11,7 @@ typo in a preset fails in seconds instead of after an hour of training. Unless
 labels CSV) and, by building each model, its pretrained weights in the offline
 caches. With overrides (Hydra syntax, as given to `dvc exp run -S`), params come
 from conf/ composed exactly as DVC composes them. When the params are valid it prints the
-projected time of every stage (stages/lib/runtime.py: from the benchmarks' measured rates,
+projected time of every stage (stages/planning/runtime.py: from the benchmarks' measured rates,
 with the machine and date they were measured on), counting the dataset's images where the
 params leave the numbers to the data.
 """
@@ -25,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 
-from stages.lib.errors import DataError, ParamError, PipelineError
+from stages.core.errors import DataError, ParamError, PipelineError
 
 PARAMS_FILE = Path("params.yaml")
 CONF_DIR, CONFIG_NAME = Path("conf"), "config"  # DVC's defaults (hydra.config_dir / config_name)
@@ -50,7 +50,7 @@ def compose(overrides: list[str], output: Path) -> None:
 def param_checks(params: dict) -> list[tuple[str, callable]]:
     """(label, check) pairs: each stage's own validation of the params it reads."""
     from stages import balance, evaluate, explain, prepare, report, split, train
-    from stages.lib.params import study_percents, study_seeds
+    from stages.core.params import study_percents, study_seeds
     from stages.models import check_options
 
     def sizes() -> list[int]:
@@ -145,7 +145,7 @@ def _check_dataset(cfg) -> str:
     if not source.is_dir():
         raise DataError(f"dataset folder {cfg.source} not found (balance.source); see the README's "
                         "dataset section for where to put it")
-    from stages.lib.image_files import entries_dvc_cannot_hash
+    from stages.data.image_files import entries_dvc_cannot_hash
 
     blocking = entries_dvc_cannot_hash(source)
     if blocking:
@@ -156,7 +156,7 @@ def _check_dataset(cfg) -> str:
                         f"runs; a device it would read as data); move or delete them:\n  {listed}{more}")
     if cfg.labels is None:
         return f"{cfg.source}: {sum(1 for e in source.iterdir() if e.is_dir())} sub-folders"
-    from stages.lib.labels import read_table
+    from stages.data.labels import read_table
 
     table = read_table(source, cfg.labels)  # the balance stage's reader: same checks, same messages
     return f"{source / cfg.labels.csv}: {len(table)} rows, columns {cfg.labels.file_column!r}, " \
@@ -164,8 +164,8 @@ def _check_dataset(cfg) -> str:
 
 
 def _check_image_dir(cfg) -> str:
-    """The labels CSV's image folder, as balance checks it (stages.lib.labels.check_image_dir)."""
-    from stages.lib.labels import check_image_dir
+    """The labels CSV's image folder, as balance checks it (stages.data.labels.check_image_dir)."""
+    from stages.data.labels import check_image_dir
 
     source = Path(cfg.source).expanduser()
     if not source.is_dir():
@@ -250,13 +250,13 @@ def main(argv: list[str] | None = None) -> int:
 def projection(params: dict, scan: bool) -> str:
     """The projected time of each stage (valid params), or why there is none."""
     from stages import balance, split, train
-    from stages.lib import runtime
+    from stages.planning import runtime
 
     cfg = balance.parse_params(params["balance"])
     found = None
     try:
         if scan:
-            from stages.lib.candidates import find_candidates, source_root
+            from stages.data.candidates import find_candidates, source_root
 
             found = {c: len(files) for c, files in find_candidates(source_root(cfg), cfg).files.items()}
         counts = runtime.counts_from_params(params["balance"], split.parse_params(params["split"])["sizes"], found)

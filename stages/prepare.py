@@ -2,7 +2,7 @@
 
 Each image is decoded once (EXIF orientation applied, converted to RGB) and
 resized to every size in ``prepare.image_sizes``; the results are appended to
-``.npy`` files (read back as memory maps, see stages/lib/prepared.py), one window of
+``.npy`` files (read back as memory maps, see stages/core/prepared.py), one window of
 images at a time, so peak memory does not grow with the dataset
 (benchmarks/memory.py measures it).
 """
@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 from pydantic import ConfigDict, Field
 
-from stages.lib.errors import DataError, ParamError, run_stage
-from stages.lib.files import atomic_output, read_csv, write_csv
-from stages.lib.images import BadImage, load_rgb, resize
-from stages.lib.parallel import imap_progress
-from stages.lib.params import Schema, parse_section, stage_params
-from stages.lib.prepared import PREPARED, SPLITS, images_path, index_path
+from stages.core.errors import DataError, ParamError, run_stage
+from stages.core.files import atomic_output, read_csv, write_csv
+from stages.core.params import Schema, parse_section, stage_params
+from stages.core.prepared import PREPARED, SPLITS, images_path, index_path
+from stages.data.images import BadImage, load_rgb, resize
+from stages.data.parallel import imap_progress
 
 SPLITS_CSV = "data/splits.csv"
 RESIZE_MODES = ("squash", "crop", "pad")

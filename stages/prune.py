@@ -4,7 +4,7 @@ Usage: ``python -m stages.prune [--dry-run]``. After switching presets (or dropp
 seed or a training-set size), the files of runs no longer in ``models`` x ``study.train_percent``
 x ``study.seeds`` stay in the workspace -- ``metrics/train/vit/...`` next to the preset's real
 results -- and would be committed with the next experiment. This deletes them: every entry under
-the per-run roots of stages/lib/layout.py (models, predictions, quality and cost metrics, dvclive
+the per-run roots of stages/core/layout.py (models, predictions, quality and cost metrics, dvclive
 curves) whose model, size and seed is not a current run, and the features and family fingerprint
 of a model no longer listed. The report and explain folders are rewritten whole by their stages.
 
@@ -17,10 +17,10 @@ import argparse
 import shutil
 from pathlib import Path
 
-from stages.lib import layout
-from stages.lib.compared_models import model_families
-from stages.lib.errors import run_stage
-from stages.lib.params import study_percents, study_seeds
+from stages.core import layout
+from stages.core.compared_models import model_families
+from stages.core.errors import run_stage
+from stages.core.params import study_percents, study_seeds
 
 RUN_ROOTS = (layout.MODELS, layout.PREDICTIONS, layout.TRAIN_METRICS, layout.EVAL_METRICS, layout.TRAIN_COST,
              layout.EVAL_COST, layout.TRAIN_CURVES)

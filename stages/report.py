@@ -13,7 +13,7 @@ params order) trained at each size of ``study.train_percent`` with each seed of 
   time: mean, sd, 95 % CI over seeds);
 - ``metrics/comparison.md``: one row per model, mean +/- sd [95 % CI] over its runs;
 - ``metrics/summary.json``: the study at a glance, the report's only DVC ``metrics`` file
-  (stages/lib/report_summary.py): per model the main metric's mean and 95 % CI at the largest size and
+  (stages/analysis/report_summary.py): per model the main metric's mean and 95 % CI at the largest size and
   the mean fit time, per pair the verdict in a few words, the best model;
 - ``metrics/comparison.json``: quality only -- per model and metric the statistics over the runs at the
   largest size; per pair the paired t-test and Wilcoxon test over seeds (Holm-corrected across pairs), the
@@ -24,12 +24,12 @@ params order) trained at each size of ``study.train_percent`` with each seed of 
   time over the same runs, and the fit time of every point of the data-size curve;
 - ``plots/report/``: every figure (PNG), built as one folder atomically;
 - ``plots/report.md``: the Markdown report linking them;
-- ``plots/review/``: the data of dvc.yaml's top-level plots (stages/lib/review_plots.py): mean
+- ``plots/review/``: the data of dvc.yaml's top-level plots (stages/analysis/review_plots.py): mean
   curves per metric and every test prediction, in files that name no model.
 
 Params: ``report`` (primary_metric, alpha, worst_classes, confused_per_class),
 ``models`` (names and families), ``study`` (seeds, train_percent) and ``evaluate.ece_bins``.
-The work is in stages/lib/report_*.py: reading the runs, statistics, tables, Markdown, figures.
+The work is in stages/analysis/report_*.py: reading the runs, statistics, tables, Markdown, figures.
 """
 
 from __future__ import annotations
@@ -41,19 +41,19 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field
 
-from stages.lib.errors import run_stage
-from stages.lib.files import atomic_output, write_csv, write_json
-from stages.lib.compared_models import model_families
-from stages.lib.params import Schema, parse_section, stage_params, study_percents, study_seeds
-from stages.lib.report_figures import draw_figures, mean_curves, pooled_predictions
-from stages.lib.report_markdown import comparison_markdown, report_markdown
-from stages.lib.report_runs import (Inputs, check_same_runs, check_same_test_size, load_run_inputs,
-                                    load_run_metrics, runs_table, thumbnails)
-from stages.lib.report_summary import study_summary
-from stages.lib.report_stats import (CONFIDENCE, PRIMARY_METRICS, curve_records, data_size_statistics,
-                                     data_size_table, mcnemar_runs, model_statistics, pair_statistics, rounded)
-from stages.lib.review_plots import confusion_frame, curve_frames, write_review_plots
-from stages.lib.run_columns import QUALITY, TIMINGS
+from stages.analysis.report_figures import draw_figures, mean_curves, pooled_predictions
+from stages.analysis.report_markdown import comparison_markdown, report_markdown
+from stages.analysis.report_runs import (Inputs, check_same_runs, check_same_test_size, load_run_inputs,
+                                         load_run_metrics, runs_table, thumbnails)
+from stages.analysis.report_stats import (CONFIDENCE, PRIMARY_METRICS, curve_records, data_size_statistics,
+                                          data_size_table, mcnemar_runs, model_statistics, pair_statistics, rounded)
+from stages.analysis.report_summary import study_summary
+from stages.analysis.review_plots import confusion_frame, curve_frames, write_review_plots
+from stages.analysis.run_columns import QUALITY, TIMINGS
+from stages.core.compared_models import model_families
+from stages.core.errors import run_stage
+from stages.core.files import atomic_output, write_csv, write_json
+from stages.core.params import Schema, parse_section, stage_params, study_percents, study_seeds
 
 __all__ = ["Inputs", "Outputs", "build_report", "main", "parse_params"]
 

@@ -21,33 +21,16 @@ import numpy as np
 import pandas as pd
 from pydantic import AfterValidator
 
-from stages.lib.errors import DataError, ParamError, run_stage
-from stages.lib.files import read_csv, write_csv, write_json
-from stages.lib.params import Schema, parse_section, stage_params
+from stages.core.errors import DataError, ParamError, run_stage
+from stages.core.files import read_csv, write_csv, write_json
+from stages.core.params import Schema, parse_section, stage_params
+from stages.data.split_sizes import split_totals
 
 MANIFEST = "data/manifest.csv"
 SPLITS_CSV = "data/splits.csv"
 REPORT = "metrics/split.json"
 CLASSES = "metrics/split_classes.json"  # per class, apart: a DVC metrics file's every value is a column
 SPLITS = ("train", "val", "test")
-
-
-def split_totals(sizes: dict[str, Fraction | int], n: int) -> dict[str, int]:
-    """Number of images per split for ``n`` images."""
-    kinds = {type(v) for v in sizes.values()}
-    if len(kinds) > 1:
-        raise ParamError("split", "give train, val and test all as counts or all as fractions")
-    if int in kinds:
-        total = sum(sizes.values())
-        if total > n:
-            raise ParamError("split", f"train + val + test = {total} images, but the manifest has only {n}")
-        return dict(sizes)
-    total = sum(sizes.values())
-    # Decimal fractions such as 0.333 are allowed to miss 1 by rounding error.
-    if abs(total - 1) > Fraction(1, 1000):
-        raise ParamError("split", f"fractions train + val + test must add up to 1, got {float(total):.4f}")
-    val, test = (math.floor(sizes[s] * n + Fraction(1, 2)) for s in ("val", "test"))
-    return {"train": n - val - test, "val": val, "test": test}
 
 
 def allocate(class_sizes: dict[int, int], totals: dict[str, int], rng: np.random.Generator) -> dict[int, dict[str, int]]:

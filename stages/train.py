@@ -4,7 +4,7 @@ Usage: ``python -m stages.train <model> --percent <p> --seed <seed>``, where ``<
 key of the ``models`` section of params.yaml, ``<p>`` one of ``study.train_percent`` and
 ``<seed>`` one of ``study.seeds`` (dvc.yaml runs ``train@<model>-<p>-<seed>`` for every
 combination). The run trains on ``p`` % of each class's training images, a nested subset
-(stages/lib/subsets.py: a smaller subset of a seed is inside every larger one); validation
+(stages/training/subsets.py: a smaller subset of a seed is inside every larger one); validation
 is always the whole val split. The seed sets the new layers' initialisation, the subset's
 order, the shuffling and dropout. A model's keys are training settings (below) plus
 the family's own options (see stages/models/<family>.py), e.g.::
@@ -29,7 +29,7 @@ training batch size, batch-1 latency: ``predict`` params) in ``metrics/cost/eval
 
 A frozen base with nothing trainable before the head (``trainable: frozen``) is run
 once over train and val; the head then trains on those cached features
-(stages/lib/frozen.py, ``train.cache_frozen_features``), which gives the same head. A
+(stages/training/frozen.py, ``train.cache_frozen_features``), which gives the same head. A
 pretrained frozen base's features come from the ``features@<model>`` stage, computed once
 for every size and seed.
 """
@@ -46,19 +46,19 @@ import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
 
-from stages.lib.dataset import make_dataset
-from stages.lib.distribute import mixed_precision_policy, pick_strategy
-from stages.lib.errors import run_stage
-from stages.lib.files import atomic_outputs, write_json_to
-from stages.lib.inference import predict_test, weights_mb
-from stages.lib.frozen import cached_split, load_features, split_at_head, take_rows
-from stages.lib.layout import (FEATURES, FULL, curves_dir, eval_cost_path, features_dir, model_path,
-                               predictions_path, run_label, train_cost_path, train_metrics_path)
-from stages.lib.params import model_stage_params
-from stages.lib.subsets import nested_subset
-from stages.lib.prepared import PREPARED, open_split, read_meta
-from stages.lib.training import compile_for_training, parse_model_params, parse_predict_params, parse_run_params
+from stages.core.errors import run_stage
+from stages.core.files import atomic_outputs, write_json_to
+from stages.core.layout import (FEATURES, FULL, curves_dir, eval_cost_path, features_dir, model_path,
+                                predictions_path, run_label, train_cost_path, train_metrics_path)
+from stages.core.params import model_stage_params
+from stages.core.prepared import PREPARED, open_split, read_meta
 from stages.models import build_model, count_params
+from stages.training.dataset import make_dataset
+from stages.training.distribute import mixed_precision_policy, pick_strategy
+from stages.training.fit import compile_for_training, parse_model_params, parse_predict_params, parse_run_params
+from stages.training.frozen import cached_split, load_features, split_at_head, take_rows
+from stages.training.inference import predict_test, weights_mb
+from stages.training.subsets import nested_subset
 
 class TrainThroughput(keras.callbacks.Callback):
     """Times the training part of each epoch (validation excluded), wall and process CPU."""
@@ -113,7 +113,7 @@ def deployable(model: keras.Model) -> keras.Model:
 def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PREPARED, *,
           percent: int = FULL, features_root: Path = FEATURES, predict: dict | None = None) -> dict:
     """Train ``models.<name>`` with ``seed`` on ``percent`` % of each class's training images
-    (stages/lib/subsets.py) and predict the test split with it; writes the model, the dvclive logs,
+    (stages/training/subsets.py) and predict the test split with it; writes the model, the dvclive logs,
     the metrics and cost files, the test predictions and their cost. ``predict``: latency_warmup,
     latency_runs (default 3, 30). Returns the metrics, cost and prediction-cost keys in one dict."""
     predict = predict or {"latency_warmup": 3, "latency_runs": 30}
@@ -209,7 +209,7 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
             "train_images_per_class": round(n_train / num_classes, 3),
             "val_images": len(val_split.labels),
         }
-        cost = {  # machine-dependent: its own file (stages/lib/layout.py)
+        cost = {  # machine-dependent: its own file (stages/core/layout.py)
             "fit_time_s": round(fit_time, 3),
             "time_per_trainable_param": fit_time / trainable if trainable else None,
             "train_img_per_s": round(n_train / epoch_seconds, 2),

@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 import stages.balance as stage_module
-import stages.lib.images as images
 from stages.balance import balance, parse_params
-from stages.lib.errors import ParamError, run_stage
+from stages.core.errors import ParamError, run_stage
+import stages.data.images as images
 
 
 def params(source, **over):
@@ -220,7 +220,7 @@ def test_a_bug_inside_decoding_fails_instead_of_skipping_images(tree, monkeypatc
 
 
 def test_a_bug_inside_a_worker_process_fails_too(tree, monkeypatch):
-    from stages.lib.parallel import MIN_ITEMS_FOR_POOL
+    from stages.data.parallel import MIN_ITEMS_FOR_POOL
 
     root = tree({"a": MIN_ITEMS_FOR_POOL // 2 + 1, "b": MIN_ITEMS_FOR_POOL // 2 + 1})  # decoded in a pool
     monkeypatch.setattr(images, "to_rgb", _raise(AttributeError("a bug in the conversion")))
@@ -469,13 +469,13 @@ def test_csv_labels_hierarchy_levels_and_json_wrapping(tmp_path):
     ('["Baby Care >> Soap"]', ["Baby Care", "Soap"]),
 ])
 def test_wrapped_labels_that_are_not_valid_json_still_give_their_levels(cell, parts):
-    from stages.lib.labels import label_parts
+    from stages.data.labels import label_parts
 
     assert label_parts(cell, ">>") == parts
 
 
 def test_bracketed_label_that_is_no_list_is_rejected():
-    from stages.lib.labels import BadLabel, label_parts
+    from stages.data.labels import BadLabel, label_parts
 
     with pytest.raises(BadLabel, match="not valid JSON"):
         label_parts("[Watches >> Wrist Watches]", ">>")
@@ -719,7 +719,7 @@ def test_a_huge_jpeg_is_verified_at_reduced_scale_with_its_full_size_and_orienta
     big.save(tmp_path / "big.jpg", quality=90, exif=exif)
     (tmp_path / "cut.jpg").write_bytes((tmp_path / "big.jpg").read_bytes()[:3_000_000])
     code = (f"import sys; sys.path.insert(0, {str(Path(stage_module.__file__).parents[1])!r})\n"
-            "from stages.lib.images import inspect_image, BadImage\n"
+            "from stages.data.images import inspect_image, BadImage\n"
             f"info = inspect_image({str(tmp_path / 'big.jpg')!r})\n"
             # VmHWM: this process's peak (ru_maxrss would carry the forking pytest's over the exec)
             "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from stages.lib.compare import mcnemar_exact
+from stages.analysis.compare import mcnemar_exact
 
 
 def correctness(both: int, only_a: int, only_b: int, neither: int) -> tuple[np.ndarray, np.ndarray]:

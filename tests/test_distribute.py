@@ -5,7 +5,7 @@
 - Multi-worker training is refused with the reason: Keras 3's Model.fit does not run under
   MultiWorkerMirroredStrategy. The last test reproduces that with two worker processes on
   localhost and *fails once an upgrade fixes it* -- then enable `multi_worker` in
-  stages/lib/distribute.py and test it here the same way.
+  stages/training/distribute.py and test it here the same way.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib.distribute import pick_strategy
-from stages.lib.errors import ParamError
+from stages.core.errors import ParamError
+from stages.training.distribute import pick_strategy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,8 +53,8 @@ def test_mirrored_strategy_over_two_logical_cpus_trains_inside_train(tmp_path):
         from pathlib import Path
         import sys; sys.path.insert(0, {str(REPO / "tests")!r})
         from conftest import make_prepared_store
-        from stages.lib.distribute import pick_strategy
         from stages.train import parse_model_params, parse_run_params, train
+        from stages.training.distribute import pick_strategy
         prepared = make_prepared_store(Path("."))
         print("replicas", pick_strategy("mirrored").num_replicas_in_sync, flush=True)
         cfg = parse_model_params("tiny", dict(
@@ -120,5 +120,5 @@ def test_keras_fit_under_multi_worker_mirrored_strategy_still_fails(tmp_path):
     assert outs.count("replicas 2") == 2, errs[-3000:]  # the two workers did form one cluster
     assert "trained" not in outs, (
         "Keras's fit now runs under MultiWorkerMirroredStrategy: allow train.strategy=multi_worker "
-        "in stages/lib/distribute.py and test it with two workers here")
+        "in stages/training/distribute.py and test it with two workers here")
     assert "PerReplica" in errs, errs[-3000:]

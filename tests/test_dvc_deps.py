@@ -1,7 +1,7 @@
 """dvc.yaml's code deps are the stages' imports, and a family's code is a per-model dep.
 
 Every stage's Python deps in dvc.yaml must equal the local modules its command's module
-imports (stages/lib/code_deps.py); the family modules, imported by name at run time, reach
+imports (stages/core/code_deps.py); the family modules, imported by name at run time, reach
 the per-model stages through `family@<model>`'s fingerprint (stages/family.py).
 """
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from stages.core.code_deps import PACKAGE_MARKERS, local_imports
 from stages.family import fingerprint
-from stages.lib.code_deps import PACKAGE_MARKERS, local_imports
 from stages.models import available_models
 from stages.preflight import EMBEDDED_DATASETS
 
@@ -114,7 +114,7 @@ def test_package_markers_hold_no_code_that_could_change_a_result():
             call = isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
             env_default = call and ast.unparse(node.value.func) == "os.environ.setdefault"
             # and the stderr filter of TensorFlow's start-up (tests/test_tf_startup.py)
-            tf_startup = ast.unparse(node) in ("from stages.lib import tf_startup", "tf_startup.install()")
+            tf_startup = ast.unparse(node) in ("from stages.core import tf_startup", "tf_startup.install()")
             assert docstring or import_os or env_default or tf_startup, f"{rel}: {ast.unparse(node)}"
 
 
@@ -134,8 +134,8 @@ def _resolved(stage: dict, field: str, model: str, percent: int, seed: int) -> s
 
 
 def test_per_run_paths_in_dvc_yaml_are_the_layout_module_paths():
-    """The per-run paths are spelled in stages/lib/layout.py and in dvc.yaml: they must agree."""
-    from stages.lib import layout
+    """The per-run paths are spelled in stages/core/layout.py and in dvc.yaml: they must agree."""
+    from stages.core import layout
 
     model, percent, seed = "m", 25, 3
     stages = dvc_stages()

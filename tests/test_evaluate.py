@@ -1,4 +1,4 @@
-"""Predictions made by `train` (stages/lib/inference.py), stage `evaluate` (their metrics, without
+"""Predictions made by `train` (stages/training/inference.py), stage `evaluate` (their metrics, without
 TensorFlow), params errors, and `dvc repro` / `dvc metrics diff` after a param change."""
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from scipy.special import softmax
 from sklearn.metrics import accuracy_score, f1_score, log_loss
 
 from conftest import make_prepared_store, run
+from stages.core.errors import DataError, ParamError
+from stages.core.files import read_csv
+from stages.core.prepared import open_split
 from stages.evaluate import evaluate, parse_eval_params
-from stages.lib.errors import DataError, ParamError
-from stages.lib.files import read_csv
-from stages.lib.inference import predict_test, weights_mb
-from stages.lib.prepared import open_split
-from stages.lib.training import parse_predict_params
 from stages.models import build_model
+from stages.training.fit import parse_predict_params
+from stages.training.inference import predict_test, weights_mb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_VIT = dict(patch_size=4, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32)

@@ -10,14 +10,15 @@ import pandas as pd
 import pytest
 
 from conftest import make_tree
-from stages.lib.files import write_csv
-from stages.lib.inference import predict_test
-from stages.lib.prepared import open_split
+from stages.attribution import explain_figures, gradcam, shap_maps
+from stages.core import layout
+from stages.core.errors import DataError, ParamError
+from stages.core.files import write_csv
+from stages.core.prepared import open_split
 from stages.explain import Inputs, Outputs, check_same_images, explain, parse_params, select_images
-from stages.lib import explain_figures, gradcam, layout, shap_maps
-from stages.lib.errors import DataError, ParamError
 from stages.models import _common, build_model, family_module
 from stages.prepare import prepare
+from stages.training.inference import predict_test
 
 SIZE, SIDE = 32, 8  # image and square size, px
 TINY_VIT = dict(patch_size=4, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64)

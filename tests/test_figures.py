@@ -1,4 +1,4 @@
-"""stages/lib/figures.py: what the figures show (the report's other figures: tests/test_report.py)."""
+"""stages/analysis/figures.py: what the figures show (the report's other figures: tests/test_report.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.lib.figures import data_size_curve, model_colors, study_curves
+from stages.analysis.figures import data_size_curve, model_colors, study_curves
 
 
 def curve_table(models, sizes, runs: int) -> pd.DataFrame:

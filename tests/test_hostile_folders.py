@@ -28,8 +28,8 @@ import pytest
 
 from conftest import REPO, make_tree, png_bytes, run
 from stages.balance import balance
-from stages.lib.image_files import entries_dvc_cannot_hash, list_class_files
-from stages.lib.images import BadImage, inspect_image, load_rgb
+from stages.data.image_files import entries_dvc_cannot_hash, list_class_files
+from stages.data.images import BadImage, inspect_image, load_rgb
 
 pytestmark = pytest.mark.timeout(300)  # a hang is a failure, not a stuck CI job
 
@@ -217,7 +217,7 @@ def watching_opens(specials: set[str]):
 def test_a_fifo_socket_or_device_is_refused_unopened_by_the_decoder(tmp_path, monkeypatch):
     """Refused from its type alone: never opened -- not even with O_NONBLOCK, which would not hang
     on a FIFO but is still an open (and a socket fails at once with ENXIO, hiding any hang)."""
-    from stages.lib import verify
+    from stages.data import verify
 
     os.mkfifo(tmp_path / "fifo.jpg")
     sock = socket.socket(socket.AF_UNIX)

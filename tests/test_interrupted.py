@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from conftest import make_prepared_store, run
-from stages.lib.files import atomic_output, atomic_outputs, remove_stale_temporaries
+from stages.core.files import atomic_output, atomic_outputs, remove_stale_temporaries
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGKILL)
 
@@ -49,8 +49,8 @@ def test_a_dead_runs_temporary_is_removed_and_a_live_ones_is_kept(tmp_path):
 # pool), or a __del__ (an object collected while the stage writes).
 _SIGNAL_SWALLOWED = """
 import os, signal, sys, time
-from stages.lib.errors import run_stage
-from stages.lib.files import atomic_output
+from stages.core.errors import run_stage
+from stages.core.files import atomic_output
 
 def in_fork_hook():
     os.register_at_fork(after_in_parent=lambda: (os.kill(os.getpid(), signal.{sig}), time.sleep(0.5)))
@@ -94,8 +94,8 @@ def test_a_signal_whose_exception_python_swallows_still_fails_the_stage_and_publ
 
 _SIGNAL_WHILE_THE_POOL_FORKS = """
 import os, signal, time
-from stages.lib.errors import run_stage
-from stages.lib.parallel import imap_progress
+from stages.core.errors import run_stage
+from stages.data.parallel import imap_progress
 
 def dispositions(i):
     return signal.getsignal(signal.SIGTERM) is signal.SIG_DFL and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
@@ -126,8 +126,8 @@ def test_a_signal_sent_while_the_pool_forks_arrives_after_it_in_ordinary_code(tm
 # and metrics), with the signal swallowed while they are written, or sent between two of the renames.
 _SIGNAL_WHILE_OUTPUTS_ARE_PUBLISHED = """
 import os, signal, time
-from stages.lib.errors import run_stage
-from stages.lib.files import atomic_outputs
+from stages.core.errors import run_stage
+from stages.core.files import atomic_outputs
 
 class SignalsWhenCollected:
     def __del__(self):
@@ -182,7 +182,7 @@ def test_outputs_published_together_are_none_when_one_is_not_written(tmp_path):
 _SIGNAL_WHILE_THE_MODEL_IS_SAVED = """
 import os, signal
 import keras
-from stages.lib.errors import run_stage
+from stages.core.errors import run_stage
 from stages.train import parse_model_params, parse_run_params, train
 
 save = keras.Model.save

@@ -1,4 +1,4 @@
-"""stages.lib.layout: where every run's files live. The stages, `dvc.yaml`, the report and prune
+"""stages.core.layout: where every run's files live. The stages, `dvc.yaml`, the report and prune
 all spell these paths, so they are pinned here exactly, and checked against dvc.yaml."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.lib import layout
+from stages.core import layout
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""stages/lib/metrics.py against values worked out by hand on small arrays."""
+"""stages/core/metrics.py against values worked out by hand on small arrays."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from sklearn.calibration import calibration_curve
 
-from stages.lib.metrics import (
-    classification_metrics,
-    expected_calibration_error,
-    mean_probability_matrix,
-    reliability_bins,
-    to_probabilities,
-    worst_classes,
-)
+from stages.core.metrics import (
+                                 classification_metrics,
+                                 expected_calibration_error,
+                                 mean_probability_matrix,
+                                 reliability_bins,
+                                 to_probabilities,
+                                 worst_classes,
+                                 )
 
 # 4 classes, one image each. Arg-max predictions: 3, 3, 0, 3.
 TOP3_Y = np.array([0, 1, 2, 3])

@@ -15,7 +15,7 @@ import keras_hub
 import numpy as np
 import pytest
 
-from stages.lib.errors import DataError, ParamError
+from stages.core.errors import DataError, ParamError
 from stages.models import available_models, build_model, family_module, load_model
 from stages.models import mobilenet_v2, mobilevitv2, resnet50
 

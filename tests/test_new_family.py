@@ -13,9 +13,9 @@ import pytest
 
 import stages.models
 from conftest import make_prepared_store
+from stages.core import layout
 from stages.evaluate import evaluate
 from stages.explain import Inputs, Outputs, explain, parse_params
-from stages.lib import layout
 from stages.models import available_models
 from stages.train import parse_model_params, parse_run_params, train
 
@@ -25,7 +25,7 @@ TOKMIX = '''
     """Throw-away token family for tests: patches -> one self-attention block -> mean token."""
     import keras
 
-    from stages.lib.errors import ParamError
+    from stages.core.errors import ParamError
     from stages.models import _common
 
     DEFAULTS = {"patch_size": 4, "dim": 16, "trainable": "full", "dropout": 0.0}
@@ -102,7 +102,7 @@ def test_a_family_from_one_new_module_trains_evaluates_and_explains(tokmix_regis
 
 @pytest.mark.slow
 def test_the_token_hooks_give_a_grid_map_that_reproduces_the_prediction(tokmix_registered):
-    from stages.lib import gradcam
+    from stages.attribution import gradcam
     from stages.models import build_model, family_module
 
     family = family_module("tokmix")

@@ -11,8 +11,8 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from stages.lib.over_runs import (compare_models, crossing_sentence, curve_comparisons, holm, paired_runs,
-                                  summarize, verdict)
+from stages.analysis.over_runs import (compare_models, crossing_sentence, curve_comparisons, holm, paired_runs,
+                                       summarize, verdict)
 
 
 def test_summarize_matches_a_hand_t_interval():
@@ -248,7 +248,7 @@ def test_curve_comparisons_single_seed_is_untestable_and_does_not_raise():
 
 def test_crossing_sentence_groups_the_pairs_that_never_differ():
     """Pairs with no significant difference at any size read as one clause, not one clause each."""
-    from stages.lib.over_runs import crossing_sentence, curve_comparisons
+    from stages.analysis.over_runs import crossing_sentence, curve_comparisons
 
     rng = np.random.default_rng(5)
     noise = lambda: (0.5 + rng.normal(0, 0.05, 5)).tolist()  # noqa: E731

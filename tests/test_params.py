@@ -1,4 +1,4 @@
-"""stages.lib.params: the typed section schemas' errors; which DVC failures mean "no such model",
+"""stages.core.params: the typed section schemas' errors; which DVC failures mean "no such model",
 and which show DVC's own message."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from pydantic import Field
 
-from stages.lib.errors import ParamError
-from stages.lib.params import Schema, model_stage_params, parse_section, study_percents, study_seeds
-from stages.lib.training import parse_model_params, parse_run_params
+from stages.core.errors import ParamError
+from stages.core.params import Schema, model_stage_params, parse_section, study_percents, study_seeds
+from stages.training.fit import parse_model_params, parse_run_params
 
 GOOD_MODEL = dict(family="vit", image_size=32, epochs=2, batch_size=8, optimizer="adam", learning_rate=1e-3)
 
@@ -230,7 +230,7 @@ def test_stage_params_are_what_dvc_api_params_show_gives(preset, repo_copy):
     import dvc.api
 
     from stages import preflight
-    from stages.lib.params import stage_params
+    from stages.core.params import stage_params
 
     if preset != "default":
         preflight.compose([f"+experiment={preset}"], repo_copy / "params.yaml")

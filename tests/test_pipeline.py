@@ -9,7 +9,7 @@ import re
 import yaml
 
 from conftest import make_odd_tree, run
-from stages.lib.prepared import open_split
+from stages.core.prepared import open_split
 
 
 def set_params(repo, section: str, **values):

@@ -1,12 +1,12 @@
-"""stages/lib/predictions.py: the one reader of predictions files and the same-test-set check."""
+"""stages/core/predictions.py: the one reader of predictions files and the same-test-set check."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from stages.lib.errors import DataError
-from stages.lib.predictions import check_same_test_set, read_predictions
+from stages.core.errors import DataError
+from stages.core.predictions import check_same_test_set, read_predictions
 
 
 def frame(n: int = 4, classes=("a", "b")) -> pd.DataFrame:

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.lib.errors import DataError
-from stages.lib.prepared import open_split, read_meta
+from stages.core.errors import DataError
+from stages.core.prepared import open_split, read_meta
 from stages.prepare import prepare
 
 
@@ -94,7 +94,7 @@ def test_a_file_that_no_longer_decodes_fails_cleanly(odd_tree, tmp_path, name, r
 
 
 def test_a_bug_inside_decoding_fails_instead_of_reading_as_a_bad_file(odd_tree, tmp_path, monkeypatch):
-    import stages.lib.images as images
+    import stages.data.images as images
 
     def broken(img):
         raise TypeError("a bug in the conversion")
@@ -119,7 +119,7 @@ def test_many_images_stream_through_the_pool(tree, tmp_path):
 
 
 def test_image_sizes_have_an_upper_bound_that_names_the_key():
-    from stages.lib.errors import ParamError
+    from stages.core.errors import ParamError
     from stages.prepare import MAX_IMAGE_SIZE, parse_params
 
     assert parse_params({"image_sizes": [32, MAX_IMAGE_SIZE], "resize": "squash"})["image_sizes"] == [32, 2048]
@@ -131,7 +131,7 @@ def test_image_sizes_have_an_upper_bound_that_names_the_key():
 def test_a_store_larger_than_the_free_disk_is_refused_before_writing(odd_tree, tmp_path, monkeypatch):
     import shutil as real_shutil
 
-    from stages.lib.errors import ParamError
+    from stages.core.errors import ParamError
 
     root, expected = odd_tree
     splits = splits_for(root, sorted(expected["decodable"]))

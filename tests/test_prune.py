@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stages.lib import layout
+from stages.core import layout
 from stages.prune import prune, stale_paths
 
 PARAMS = {"models": {"vit": {"family": "vit"}, "resnet50": {"family": "resnet50"}},

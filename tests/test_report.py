@@ -11,10 +11,11 @@ import pytest
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from stages.lib import figures, layout
-from stages.lib.errors import DataError, ParamError
-from stages.lib.metrics import mean_probability_matrix, reliability_bins, worst_classes
-from stages.lib.run_columns import COLUMNS, TIMINGS
+from stages.analysis import figures
+from stages.analysis.run_columns import COLUMNS, TIMINGS
+from stages.core import layout
+from stages.core.errors import DataError, ParamError
+from stages.core.metrics import mean_probability_matrix, reliability_bins, worst_classes
 from stages.report import Inputs, Outputs, build_report, parse_params
 
 CLASSES = ["cat", "dog", "007", "red fox"]  # "007" must stay a string
@@ -392,7 +393,7 @@ def test_test_crosses_sit_at_the_mean_evaluated_epoch(tmp_path, monkeypatch):
 
 
 def test_mean_history_band_over_runs_of_different_lengths():
-    from stages.lib.report_figures import mean_history
+    from stages.analysis.report_figures import mean_history
 
     a = pd.DataFrame({"epoch": [1, 2, 3], "val_loss": [1.0, 0.5, 0.3]})
     b = pd.DataFrame({"epoch": [1, 2], "val_loss": [3.0, 1.5]})

@@ -17,14 +17,14 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from stages.lib import figures, report_figures, report_stats
-from stages.lib.report_figures import (evaluated_epoch, mean_curves, mean_history, mean_table, pooled_predictions,
-                                       runs_by_model)
-from stages.lib.report_stats import (curve_records, data_size_statistics, mcnemar_runs, model_statistics,
-                                     pair_statistics, rounded)
-from stages.lib.report_tables import cell, markdown_table, pairs_table, spread_text, summary_table
-from stages.lib.report_tables import data_size_table as table_of_curve
-from stages.lib.run_columns import COLUMNS
+from stages.analysis import figures, report_figures, report_stats
+from stages.analysis.report_figures import (evaluated_epoch, mean_curves, mean_history, mean_table, pooled_predictions,
+                                            runs_by_model)
+from stages.analysis.report_stats import (curve_records, data_size_statistics, mcnemar_runs, model_statistics,
+                                          pair_statistics, rounded)
+from stages.analysis.report_tables import cell, markdown_table, pairs_table, spread_text, summary_table
+from stages.analysis.report_tables import data_size_table as table_of_curve
+from stages.analysis.run_columns import COLUMNS
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -489,7 +489,7 @@ def test_pooled_predictions_concatenate_every_run_of_a_model():
 
 
 class Recorder:
-    """Stands in for stages.lib.figures' drawing functions: records what each figure is given."""
+    """Stands in for stages.analysis.figures' drawing functions: records what each figure is given."""
 
     def __init__(self, monkeypatch):
         self.calls: dict[str, list] = {}

@@ -1,6 +1,6 @@
 """Projected run times: arithmetic over measured rates, and the committed benchmarks cover every experiment.
 
-stages/lib/runtime.py projects each stage from benchmarks/study_runtime.csv (model rates),
+stages/planning/runtime.py projects each stage from benchmarks/study_runtime.csv (model rates),
 benchmarks/pipeline.csv (stage fixed costs) and benchmarks/memory.csv (data stages); preflight
 prints it. These tests pin the arithmetic on made-up figures and check that the committed
 benchmarks hold a rate for every model of the default experiment and of every preset, so a
@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from stages import preflight, split
-from stages.lib import runtime
-from stages.lib.training import parse_model_params, parse_run_params
+from stages.planning import runtime
+from stages.training.fit import parse_model_params, parse_run_params
 
 REPO = Path(__file__).resolve().parents[1]
 # The default and every preset Hydra can compose (`+experiment=<name>`: conf/experiment/<name>.yaml),

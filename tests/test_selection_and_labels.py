@@ -1,5 +1,5 @@
-"""Unit tests of the labels-CSV reader (stages/lib/labels.py) and of the class / image selection rules
-(stages/lib/selection.py), called directly: the row numbers, reasons and error messages a user reads.
+"""Unit tests of the labels-CSV reader (stages/data/labels.py) and of the class / image selection rules
+(stages/data/selection.py), called directly: the row numbers, reasons and error messages a user reads.
 The end-to-end behaviour through the `balance` stage is in tests/test_balance.py."""
 
 from __future__ import annotations
@@ -7,18 +7,18 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from stages.lib.errors import ParamError
-from stages.lib.labels import (
-    BadLabel,
-    check_image_dir,
-    label_parts,
-    label_rows,
-    parse_labels,
-    read_labels,
-    read_table,
-    source_path,
-)
-from stages.lib.selection import check_files_suffice, choose_classes, resolve_min
+from stages.core.errors import ParamError
+from stages.data.labels import (
+                                BadLabel,
+                                check_image_dir,
+                                label_parts,
+                                label_rows,
+                                parse_labels,
+                                read_labels,
+                                read_table,
+                                source_path,
+                                )
+from stages.data.selection import check_files_suffice, choose_classes, resolve_min
 
 CSV = "labels.csv"
 

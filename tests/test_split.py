@@ -7,7 +7,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from stages.lib.errors import DataError, ParamError
+from stages.core.errors import DataError, ParamError
 from stages.split import make_splits
 
 

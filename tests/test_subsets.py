@@ -1,13 +1,13 @@
-"""Nested training subsets (stages/lib/subsets.py) and the study.train_percent param."""
+"""Nested training subsets (stages/training/subsets.py) and the study.train_percent param."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from stages.lib.errors import ParamError
-from stages.lib.params import study_percents
-from stages.lib.subsets import nested_subset, per_class_count
+from stages.core.errors import ParamError
+from stages.core.params import study_percents
+from stages.training.subsets import nested_subset, per_class_count
 
 # An unbalanced split: 3 classes of 40, 17 and 5 training images, rows interleaved.
 LABELS = np.array([0] * 40 + [1] * 17 + [2] * 5)

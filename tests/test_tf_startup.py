@@ -1,6 +1,6 @@
 """TensorFlow's start-up lines are kept off stage output; everything else comes through.
 
-stages/lib/tf_startup.py filters the first `import tensorflow`. A fake `tensorflow` package
+stages/core/tf_startup.py filters the first `import tensorflow`. A fake `tensorflow` package
 shows what is dropped and what is kept (in order, and when the import fails); the real one
 shows the lines a CPU machine printed before (absl banner, oneDNN notice, cuda drivers,
 cuInit) are gone.
@@ -14,7 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from stages.lib.tf_startup import is_noise
+from stages.core.tf_startup import is_noise
 
 REPO = Path(__file__).resolve().parents[1]
 NVIDIA_DRIVER = os.path.exists("/dev/nvidiactl")

@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from conftest import make_prepared_store, run
-from stages.lib.dataset import make_dataset
-from stages.lib.distribute import pick_strategy
-from stages.lib.errors import ParamError
-from stages.lib.prepared import open_split
+from stages.core.errors import ParamError
+from stages.core.prepared import open_split
 from stages.models import load_model
 from stages.train import parse_model_params, parse_run_params, train
+from stages.training.dataset import make_dataset
+from stages.training.distribute import pick_strategy
 
 TINY_VIT = dict(
     family="vit", image_size=16, epochs=2, batch_size=8, optimizer="adam", learning_rate=0.001,
@@ -205,8 +205,8 @@ def test_cached_frozen_features_give_the_uncached_head(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_cached_features_follow_the_base_weights_and_image_size(tmp_path, monkeypatch):
     """Invalidation: features come from the model being trained, so another base or size gives other features."""
-    from stages.lib.frozen import cached_split, split_at_head
     from stages.models import build_model
+    from stages.training.frozen import cached_split, split_at_head
 
     prepared = make_prepared_store(tmp_path, size=32)
     make_prepared_store(tmp_path / "big", size=48)
@@ -231,8 +231,8 @@ def test_cached_features_follow_the_base_weights_and_image_size(tmp_path, monkey
 
 
 def test_trainable_base_is_not_cached():
-    from stages.lib.frozen import split_at_head
     from stages.models import build_model
+    from stages.training.frozen import split_at_head
 
     full = build_model("mobilenet_v2", 3, 32, {"weights": None, "trainable": "full", "alpha": 0.35})
     assert split_at_head(full) is None
@@ -259,7 +259,7 @@ def test_seeds_change_a_run_and_a_seed_repeats_bit_for_bit(tmp_path, monkeypatch
 
 
 def test_mixed_precision_policy_follows_the_gpu():
-    from stages.lib.distribute import mixed_precision_policy
+    from stages.training.distribute import mixed_precision_policy
 
     assert mixed_precision_policy((9, 0)) == "mixed_bfloat16"  # H100
     assert mixed_precision_policy((8, 0)) == "mixed_bfloat16"  # A100
@@ -270,7 +270,7 @@ def test_mixed_precision_policy_follows_the_gpu():
 def test_a_smaller_size_trains_on_its_nested_subset_and_the_whole_val_split(prepared, tmp_path, monkeypatch):
     """The run's training rows are exactly nested_subset's; validation is never subset."""
     import stages.train as train_stage
-    from stages.lib.subsets import nested_subset
+    from stages.training.subsets import nested_subset
 
     calls = []
     real = train_stage.make_dataset

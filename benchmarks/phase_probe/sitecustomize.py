@@ -2,7 +2,7 @@
 
 Python imports this file at start-up when its folder is on PYTHONPATH; it does nothing unless
 PHASE_PROBE_OUT names a JSON file to write. It then times, without editing any stage, the calls
-every layout of the pipeline makes by the same names (stages.lib.errors.run_stage, keras.Model.fit,
+every layout of the pipeline makes by the same names (stages.core.errors.run_stage, keras.Model.fit,
 predict_on_batch, save, ...) and splits fit into its steps, validation and the rest with a callback.
 Patched right after the defining module is imported, before a stage binds the name.
 """
@@ -91,10 +91,10 @@ if OUT:
         return fit
 
     PATCHES = {
-        "stages.lib.errors": lambda m: setattr(m, "run_stage", _run_stage(m.run_stage)),
-        "stages.lib.params": lambda m: [setattr(m, n, timed("params", getattr(m, n)))
+        "stages.core.errors": lambda m: setattr(m, "run_stage", _run_stage(m.run_stage)),
+        "stages.core.params": lambda m: [setattr(m, n, timed("params", getattr(m, n)))
                                         for n in ("model_stage_params", "matrix_stage_params") if hasattr(m, n)],
-        "stages.lib.prepared": lambda m: setattr(m, "open_split", timed("data", m.open_split)),
+        "stages.core.prepared": lambda m: setattr(m, "open_split", timed("data", m.open_split)),
         "stages.models": lambda m: [setattr(m, n, timed(p, getattr(m, n))) for n, p in
                                     (("build_model", "build"), ("load_model", "load")) if hasattr(m, n)],
         "keras": lambda m: [

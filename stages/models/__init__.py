@@ -16,7 +16,7 @@ import importlib
 import math
 import pkgutil
 
-from stages.lib.errors import ParamError
+from stages.core.errors import ParamError
 
 
 def available_models() -> list[str]:

@@ -8,7 +8,7 @@ import socket
 
 import keras
 
-from stages.lib.errors import DataError, ParamError
+from stages.core.errors import DataError, ParamError
 
 TRAINABLE = ("frozen", "full")
 # Seconds to wait for a download to start before treating us as offline.
@@ -140,8 +140,8 @@ def assemble(base, preprocess, pool, image_size: int, num_classes: int, opts: di
 
     Preprocessing lives inside the model so a saved .keras file is
     self-contained; the head is float32 so probabilities stay float32 under
-    mixed precision. The layout every consumer relies on (stages/lib/frozen.py,
-    stages/lib/gradcam.py): the layer feeding the base is named "preprocess", the
+    mixed precision. The layout every consumer relies on (stages/training/frozen.py,
+    stages/attribution/gradcam.py): the layer feeding the base is named "preprocess", the
     first one after it "pool" (``preprocess`` and ``pool`` are callables that
     create them), the base is the sub-model "base", the classifier the Dense "head".
     """

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from stages.lib.errors import ParamError
+from stages.core.errors import ParamError
 from stages.models import _common
 
 DEFAULTS = {"weights": "imagenet", "trainable": "frozen", "dropout": 0.0, "alpha": 1.0, "bn_momentum": None}

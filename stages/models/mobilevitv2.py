@@ -7,7 +7,7 @@ import math
 import keras
 import kimm
 
-from stages.lib.errors import ParamError
+from stages.core.errors import ParamError
 from stages.models import _common
 
 DEFAULTS = {"weights": "imagenet", "trainable": "frozen", "dropout": 0.0, "width": 0.5, "bn_momentum": None}

@@ -6,7 +6,7 @@ null/"" for random init from the architecture options or a named `size` (SIZES: 
 architecture comes from the preset; architecture options given explicitly must
 agree with it. build() fills DEFAULTS itself, so pass only the user's options.
 
-Grad-CAM (stages/lib/gradcam.py, through the hooks at the end of this module) reads the patch
+Grad-CAM (stages/attribution/gradcam.py, through the hooks at the end of this module) reads the patch
 tokens entering the last encoder block, class token dropped, reshaped to the patch grid. Not
 the last block's output: the head reads only the class token of it and the final LayerNorm is
 per token, so the patch tokens there have zero gradient; the last block's attention is what
@@ -26,7 +26,7 @@ import kagglehub
 import keras
 import keras_hub
 
-from stages.lib.errors import DataError, ParamError
+from stages.core.errors import DataError, ParamError
 from stages.models import _common
 
 DEFAULTS = {
@@ -223,7 +223,7 @@ def class_token(tokens):
     return keras.layers.Flatten(name="class_token")(cropped)
 
 
-# --- Grad-CAM hooks (stages/lib/gradcam.py) ---------------------------------------------------
+# --- Grad-CAM hooks (stages/attribution/gradcam.py) ---------------------------------------------------
 
 def cam_token_layers(base) -> list[str]:
     """Layers whose output is the token sequence: the embedding, then every encoder block."""

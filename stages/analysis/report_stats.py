@@ -1,0 +1,102 @@
+"""The report's statistics over runs: per-model summaries, paired tests and verdicts, the data-size curve.
+
+The tests and intervals themselves are stages/analysis/over_runs.py (scipy, statsmodels) and
+stages/analysis/compare.py (McNemar); this module applies them to the report's table of runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from stages.analysis import over_runs
+from stages.analysis.compare import mcnemar_exact
+
+PRIMARY_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}  # key -> how the report names it
+CONFIDENCE = 0.95
+SPREAD = ("mean", "std", "ci_low", "ci_high")  # over_runs.summarize's fields, as data_size.csv columns
+
+
+def model_statistics(runs: pd.DataFrame, metrics) -> dict:
+    """model -> metric -> over_runs.summarize of that metric's values over the model's runs."""
+    return {name: {m: over_runs.summarize(group[m].astype(float).tolist(), CONFIDENCE) for m in metrics}
+            for name, group in runs.groupby("model", sort=False)}
+
+
+def mcnemar_runs(names: list[str], seeds: list[int], y_true: np.ndarray, loaded: dict) -> dict:
+    """Per pair, McNemar's exact test in every run; Holm across the pairs of each run (one family per run)."""
+    keys = [f"{a}_vs_{b}" for i, a in enumerate(names) for b in names[i + 1:]]
+    result = {key: {"b": [], "c": [], "p": [], "p_holm": []} for key in keys}
+    for seed in seeds:
+        correct = {n: loaded[(n, seed)]["predictions"]["pred_label"].to_numpy() == y_true for n in names}
+        tests = {key: mcnemar_exact(correct[key.split("_vs_")[0]], correct[key.split("_vs_")[1]]) for key in keys}
+        for key, p_holm in zip(keys, over_runs.holm([tests[k]["p_value"] for k in keys])):
+            for field, value in (("b", tests[key]["b"]), ("c", tests[key]["c"]), ("p", tests[key]["p_value"]),
+                                 ("p_holm", p_holm)):
+                result[key][field].append(value)
+    return result
+
+
+def pair_statistics(names: list[str], runs: pd.DataFrame, seeds: list[int], mcnemar: dict, cfg: dict) -> dict:
+    """Per pair: the paired tests over seeds of the main metric, a verdict, and the per-run McNemar tests."""
+    metric = cfg["primary_metric"]
+    values = {n: [float(runs.loc[(runs["model"] == n) & (runs["seed"] == s), metric].iloc[0]) for s in seeds]
+              for n in names}
+    pairs = over_runs.compare_models(values, cfg["alpha"], CONFIDENCE)
+    for key, pair in pairs.items():
+        a, b = key.split("_vs_")
+        significant_runs = sum(p < cfg["alpha"] for p in mcnemar[key]["p_holm"])
+        pair.update(metric=metric,
+                    verdict=over_runs.verdict(a, b, PRIMARY_METRICS[metric], pair, cfg["alpha"], confidence=CONFIDENCE),
+                    mcnemar={**mcnemar[key], "significant_runs": significant_runs, "runs": len(seeds)})
+    return pairs
+
+
+def data_size_table(all_runs: pd.DataFrame, primary: str) -> pd.DataFrame:
+    """One row per model and training-set size: the main metric and fit time over that size's runs."""
+    rows = []
+    for name in dict.fromkeys(all_runs["model"]):
+        for percent, group in all_runs[all_runs["model"] == name].groupby("train_percent", sort=True):
+            quality = over_runs.summarize(group[primary].astype(float).tolist(), CONFIDENCE)
+            cost = over_runs.summarize(group["fit_time_s"].astype(float).tolist(), CONFIDENCE)
+            rows.append({"model": name, "train_percent": int(percent),
+                         "x": float(group["train_images_per_class"].mean()), "runs": quality["n"],
+                         **{f"{primary}_{k}": quality[k] for k in SPREAD},
+                         **{f"fit_time_s_{k}": cost[k] for k in SPREAD}})
+    frame = pd.DataFrame(rows)
+    return frame.astype({c: float for c in frame.columns if c.endswith(SPREAD)})
+
+
+def curve_records(curve: pd.DataFrame, metric: str) -> list[dict]:
+    """The data-size curve's rows for a JSON summary: model, size, runs and ``metric``'s spread (NaN -> None)."""
+    columns = ["model", "train_percent", "x", "runs", *(f"{metric}_{k}" for k in SPREAD)]
+    part = curve[columns]
+    return part.astype(object).where(part.notna(), None).to_dict(orient="records")
+
+
+def data_size_statistics(all_runs: pd.DataFrame, names: list[str], seeds: list[int], cfg: dict) -> dict:
+    """The curve's paired comparisons at every size (Holm over pairs x sizes) and its one-sentence reading."""
+    primary = cfg["primary_metric"]
+    values: dict[str, dict[float, list[float]]] = {}
+    for name in names:
+        mine = all_runs[all_runs["model"] == name]
+        values[name] = {float(g["train_images_per_class"].iloc[0]):
+                        [float(g.loc[g["seed"] == s, primary].iloc[0]) for s in seeds]
+                        for _, g in mine.groupby("train_percent", sort=True)}
+    pairs = over_runs.curve_comparisons(values, cfg["alpha"], CONFIDENCE)
+    if len(cfg["percents"]) == 1:
+        statement = (f"One training-set size only ({cfg['percents'][0]} % of each class's training images): "
+                     "list more in `study.train_percent` for a data-size curve.")
+    else:
+        statement = over_runs.crossing_sentence(pairs, PRIMARY_METRICS[primary])
+    return {"metric": primary, "x": "training images per class", "percents": cfg["percents"], "pairs": pairs,
+            "statement": statement}
+
+
+def rounded(value):
+    """Floats to 6 significant digits (not decimals: p-values can be 1e-8) for a stable, readable JSON."""
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return float(f"{value:.6g}") if isinstance(value, float) else value

@@ -1,1 +1,0 @@
-"""Logic shared by the stages (params, image decoding, file output, prepared tensors)."""
