@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import datetime
 import io
 import os
@@ -42,7 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, write_csv  # (standard library only)
+
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -53,8 +53,8 @@ import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import stages.train as train_stage  # noqa: E402
 from stages.prepare import prepare  # noqa: E402
+import stages.train as train_stage  # noqa: E402
 from stages.train import parse_model_params, parse_run_params, train  # noqa: E402
 
 OUT = Path(__file__).with_name("frozen_features.csv")
@@ -194,10 +194,7 @@ def main() -> None:
     print(f"base forward passes per fit: uncached E x {images} images ({SHORT * images} at E = {SHORT}, "
           f"{LONG * images} at E = {LONG}), cached 1 x {images}: the speed-up tends to E as the head's "
           "share of the time vanishes")
-    with args.out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out, rows)
     print(f"wrote {args.out}")
 
 

@@ -38,7 +38,6 @@ Results are also written to benchmarks/gpu_training.csv (one row per configurati
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -49,7 +48,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, write_csv  # (standard library only)
+
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -91,8 +91,8 @@ def child(spec: dict, result: Path) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from stages.training.fit import compile_for_training
     from stages.models import build_model
+    from stages.training.fit import compile_for_training
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -214,11 +214,7 @@ def main() -> None:
         print(f"{r['config']:<10} {r['policy']:<15} {'yes' if r['jit_compile'] else 'no':<4} "
               f"{'yes' if r['loss_scale'] else 'no':<10} {r['img_per_s']:>9.1f} {str(r['speedup_vs_fp32']):>7} "
               f"{str(r['peak_gpu_memory_mib'] or 'n/a'):>9} {r['warmup_seconds']:>9.1f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with args.out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(args.out, rows, columns, restval="")
     print(f"wrote {args.out}")
     if failed:
         sys.exit(1)

@@ -21,13 +21,14 @@ benchmarks/input_pipeline.csv (one row per model).
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import ROOT, write_csv  # (standard library only)
+
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json  # noqa: E402
@@ -36,11 +37,11 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
-from stages.training.dataset import in_memory_dataset, make_dataset  # noqa: E402
 from stages.core.prepared import open_split  # noqa: E402
-from stages.training.fit import compile_for_training  # noqa: E402
 from stages.models import build_model  # noqa: E402
 from stages.train import parse_model_params, parse_run_params  # noqa: E402
+from stages.training.dataset import in_memory_dataset, make_dataset  # noqa: E402
+from stages.training.fit import compile_for_training  # noqa: E402
 
 OUT = Path(__file__).with_name("input_pipeline.csv")
 
@@ -111,10 +112,7 @@ def main() -> None:
                f"stage / memmap {row['stage_ratio']:.3f}" if row["stage_ratio"] is not None else ""),
             flush=True,
         )
-    with OUT.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(OUT, rows)
     print(f"wrote {OUT}")
 
 

@@ -41,7 +41,6 @@ them. Results go to benchmarks/memory.csv, one row per (size, stage).
 from __future__ import annotations
 
 import argparse
-import csv
 import multiprocessing
 import os
 import shutil
@@ -58,9 +57,8 @@ import psutil
 import yaml
 from PIL import Image
 
-from pipeline import child_env, copy_repo, machine
+from common import ROOT, child_env, copy_repo, machine, write_csv
 
-ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).with_name("memory.csv")
 STAGES = ("balance", "split", "prepare")
 SAMPLE_S = 0.1
@@ -250,14 +248,6 @@ def print_verdicts(rows: list[dict]) -> None:
               f"{hi['tree_peak_pss_mb']:.0f} MiB)")
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def make_workdir(path: Path | None) -> Path:
     if path is None:
         return Path(tempfile.mkdtemp(prefix="memory-benchmark-"))
@@ -291,7 +281,7 @@ def main() -> None:
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    write_csv(args.out, rows)
+    write_csv(args.out, rows, list(COLUMNS))
     print_table(rows)
     print_verdicts(rows)
     print(f"\nwrote {args.out}" + (f"; datasets, repo copies and stage logs kept in {workdir}" if args.keep else ""))

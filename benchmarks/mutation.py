@@ -32,9 +32,8 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-from pipeline import copy_repo, machine  # the same fresh-clone copy and machine name as the other benchmarks
+from common import ROOT, copy_repo, machine, write_csv
 
-ROOT = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).parent
 OUT = HERE / "mutation.csv"
 SURVIVORS = HERE / "mutation_survivors.md"
@@ -179,11 +178,7 @@ def main() -> None:
         report += group_report
 
     today, where = date.today().isoformat(), machine()
-    with args.out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*rows[0], "machine", "date"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "machine": where, "date": today})
+    write_csv(args.out, [{**row, "machine": where, "date": today} for row in rows])
     args.survivors.write_text("\n".join(report))
 
     width = max(len(r["module"]) for r in rows)

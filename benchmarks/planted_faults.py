@@ -16,14 +16,13 @@ line still exists) and was caught in the committed CSV. Not run in CI: ~3 minute
 from __future__ import annotations
 
 import argparse
-import csv
 import subprocess
 import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
-from pipeline import copy_repo, machine  # the same fresh-clone copy and machine name as the other benchmarks
+from common import copy_repo, machine, write_csv
 
 HERE = Path(__file__).parent
 OUT = HERE / "planted_faults.csv"
@@ -117,11 +116,8 @@ def main() -> None:
             rows.append({"promise": promise, "file": rel, "test": test, "caught": "yes" if caught else "no",
                          "failure": failure_line(proc.stdout) if caught else f"exit {proc.returncode}"})
             print(f"{'caught ' if caught else 'MISSED '} {promise}: {rows[-1]['failure']}", flush=True)
-    with args.out.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=[*rows[0], "machine", "date"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "machine": machine(), "date": date.today().isoformat()})
+    where, today = machine(), date.today().isoformat()
+    write_csv(args.out, [{**row, "machine": where, "date": today} for row in rows])
     missed = [r["promise"] for r in rows if r["caught"] != "yes"]
     print(f"\n{len(rows) - len(missed)} of {len(rows)} planted faults caught; wrote {args.out}")
     sys.exit(1 if missed else 0)

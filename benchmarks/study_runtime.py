@@ -35,7 +35,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, machine, write_csv  # (standard library only)
+
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -45,15 +46,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import yaml  # noqa: E402
 
-from pipeline import machine  # noqa: E402
 from stages import split  # noqa: E402
-from stages.planning import runtime  # noqa: E402
-from stages.training.distribute import pick_strategy  # noqa: E402
-from stages.training.frozen import split_at_head  # noqa: E402
-from stages.training.fit import compile_for_training  # noqa: E402
 from stages.models import build_model, count_params, random_init_options  # noqa: E402
+from stages.planning import runtime  # noqa: E402
 from stages.preflight import compose  # noqa: E402
 from stages.train import parse_model_params, parse_run_params  # noqa: E402
+from stages.training.distribute import pick_strategy  # noqa: E402
+from stages.training.fit import compile_for_training  # noqa: E402
+from stages.training.frozen import split_at_head  # noqa: E402
 
 OUT = Path(__file__).with_name("study_runtime.csv")
 OVERHEAD = runtime.OVERHEAD_CSV
@@ -234,7 +234,7 @@ def main() -> None:
                 "cpu_count": os.cpu_count(), "tf_version": tf.__version__, "machine": where, "date": when,
             })
     if not args.project_only:
-        write_csv(args.out, rows)
+        write_csv(args.out, rows, lineterminator="\n")
     else:
         with OUT.open(newline="") as f:
             rows = [{**r, **{k: float(r[k]) for k in ("train_img_per_s", "infer_img_per_s", "trainable_params",
@@ -257,13 +257,6 @@ def main() -> None:
           f"{(time.perf_counter() - began) / 60:.1f} min; {wrote}")
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 def calibrate(params: dict, models: dict, run: dict, counts: dict) -> None:
     """What train, evaluate and explain stages cost beyond the rates (model files, dvclive, epoch
     callbacks): the default experiment's projection against its measured stages
@@ -275,7 +268,7 @@ def calibrate(params: dict, models: dict, run: dict, counts: dict) -> None:
     overhead = runtime.calibrate(runtime.project(params, models, run, counts, figures), measured)
     basis = f"median over models of {runtime.PIPELINE_CSV.name} minus the projection, default experiment"
     write_csv(OVERHEAD, [{"stage": kind, "seconds": round(s, 1), "basis": basis, "machine": stages[0]["machine"],
-                          "date": stages[0]["date"][:10]} for kind, s in overhead.items()])
+                          "date": stages[0]["date"][:10]} for kind, s in overhead.items()], lineterminator="\n")
     print("\nstage overhead beyond the rates: " + ", ".join(f"{k} {v:.1f} s" for k, v in overhead.items())
           + f" -> {OVERHEAD.name}")
 

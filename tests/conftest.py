@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+# The benchmarks' copy (benchmarks/common.py): tests and benchmarks run on the same files.
+from benchmarks.common import copy_repo
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -83,24 +85,6 @@ def pytest_collection_modifyitems(items):
 def repo_copy(tmp_path):
     """A fresh git+DVC repository holding this project's tracked and new files (no outputs)."""
     return copy_repo(tmp_path / "repo")
-
-
-def copy_repo(dest: Path) -> Path:
-    """Make ``dest`` the repository copy of :func:`repo_copy` (for fixtures of a wider scope)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.split("\0")
-    for rel in filter(None, listed):
-        src = REPO / rel
-        output = rel.startswith(("metrics/", "plots/", "data/")) and not rel.endswith(".gitignore")
-        if src.is_file() and not output and rel != "dvc.lock":
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    run(["git", "init", "-q"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "commit", "-qm", "copy"], dest)
-    return dest
 
 
 # --- a tree of awkward but real-world files -------------------------------------------------

@@ -96,7 +96,7 @@ def test_the_committed_mutation_scores_cover_every_module_and_reach_the_target()
 
 
 def _benchmark_module(name: str):
-    """benchmarks/<name>.py, imported as a module (its sibling pipeline.py on the path)."""
+    """benchmarks/<name>.py, imported as a module (its sibling common.py on the path)."""
     import importlib.util
 
     bench = REPO / "benchmarks"
