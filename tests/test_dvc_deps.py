@@ -91,16 +91,16 @@ def test_editing_one_family_changes_only_its_fingerprint(tmp_path):
 
 def test_imports_are_followed_into_function_bodies_and_relative_imports(tmp_path):
     pkg = tmp_path / "stages"
-    (pkg / "lib").mkdir(parents=True)
+    (pkg / "core").mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
-    (pkg / "lib/__init__.py").write_text("")
-    (pkg / "lib/a.py").write_text("from . import b\n")
-    (pkg / "lib/b.py").write_text("def f():\n    from stages.lib.c import g\n")
-    (pkg / "lib/c.py").write_text("import os\ng = 1\n")
-    (pkg / "lib/unused.py").write_text("")
-    (pkg / "main.py").write_text("from stages.lib import a\n")
+    (pkg / "core/__init__.py").write_text("")
+    (pkg / "core/a.py").write_text("from . import b\n")
+    (pkg / "core/b.py").write_text("def f():\n    from stages.core.c import g\n")
+    (pkg / "core/c.py").write_text("import os\ng = 1\n")
+    (pkg / "core/unused.py").write_text("")
+    (pkg / "main.py").write_text("from stages.core import a\n")
     assert local_imports("stages.main", tmp_path) == {
-        "stages/main.py", "stages/lib/a.py", "stages/lib/b.py", "stages/lib/c.py"}
+        "stages/main.py", "stages/core/a.py", "stages/core/b.py", "stages/core/c.py"}
 
 
 def test_package_markers_hold_no_code_that_could_change_a_result():
