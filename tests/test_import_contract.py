@@ -57,7 +57,7 @@ def test_the_layers_name_every_stage_module_and_every_package():
 PLANTED = [
     ("stages/core/layout.py", "from stages import split", LAYERS),  # a package importing a stage
     ("stages/core/files.py", "from stages.data import images", LAYERS),  # core importing upwards
-    ("stages/analysis/compare.py", "from stages.training import subsets", LAYERS),  # between siblings
+    ("stages/training/subsets.py", "from stages.data import selection", LAYERS),  # between siblings
     ("stages/models/_common.py", "from stages.training import fit", LAYERS),  # models below training
     ("stages/data/labels.py", "import tensorflow", NO_TF),
     ("stages/evaluate.py", "from stages.models import build_model", NO_TF),
