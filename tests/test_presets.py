@@ -245,4 +245,4 @@ def test_exp_run_composes_preset_then_set_params_and_drops_hand_edits(repo_copy)
     assert exp["models"]["vit"]["preset"] == "vit_base_patch16_224_imagenet21k"
     plain = params["plain"]
     assert plain["study"]["seeds"] == [0, 1, 2]  # the hand edit ([99]) is gone: composed from conf/
-    assert set(plain["models"]) == {"vit", "mobilenet_v2", "resnet50", "mobilevitv2"}
+    assert set(plain["models"]) == set(yaml.safe_load((repo_copy / "conf/models/digits.yaml").read_text()))

@@ -33,6 +33,13 @@ def warm_up(model, batch: np.ndarray) -> None:
 def predict_timed(model, split, batch_size: int, desc: str) -> tuple[np.ndarray, float]:
     """Raw outputs [n, K] for ``split`` in order, and the seconds the pass took."""
     dataset = make_dataset(split, batch_size, shuffle=False, seed=0, one_hot=False)
+    if model.distribute_strategy.num_replicas_in_sync > 1:
+        # Keras' predict_on_batch hands every replica the whole batch and concatenates their
+        # outputs (n x replicas rows); predict() shards the dataset across replicas instead.
+        model.predict(dataset.take(1), verbose=0)  # trace outside the timing
+        start = time.perf_counter()
+        outputs = model.predict(dataset, verbose=0)
+        return np.asarray(outputs, dtype=np.float64), time.perf_counter() - start
     warm_up(model, next(iter(dataset))[0])
     outputs = []
     bar = tqdm(total=len(split.labels), desc=desc, unit="img", mininterval=1.0, dynamic_ncols=True)
