@@ -58,6 +58,7 @@ from stages.training.distribute import mixed_precision_policy, pick_strategy
 from stages.training.fit import compile_for_training, parse_model_params, parse_predict_params, parse_run_params
 from stages.training.frozen import cached_split, load_features, split_at_head, take_rows
 from stages.training.inference import predict_test, weights_mb
+from stages.training.platform import platform_info
 from stages.training.subsets import nested_subset
 
 class TrainThroughput(keras.callbacks.Callback):
@@ -217,6 +218,7 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
             "features_time_s": None if features_time is None else round(features_time, 3),
             # The features stage's one-off time, shared by every run of the model: not in fit_time_s.
             "stored_features_time_s": stored_time,
+            "platform": platform_info(),  # what these figures (and the weights) came from
         }
         predictions, eval_cost = predict_test(model, test_split, batch, predict["latency_warmup"],
                                               predict["latency_runs"], f"{label} test")
