@@ -43,8 +43,8 @@ from pydantic import ConfigDict, Field
 
 from stages.analysis.report_figures import draw_figures, mean_curves, pooled_predictions
 from stages.analysis.report_markdown import comparison_markdown, report_markdown
-from stages.analysis.report_runs import (Inputs, check_same_runs, check_same_test_size, load_run_inputs,
-                                         load_run_metrics, runs_table, thumbnails)
+from stages.analysis.report_runs import (Inputs, check_same_runs, check_same_test_size, load_run_inputs, platforms,
+                                         runs_table, thumbnails)
 from stages.analysis.report_stats import (CONFIDENCE, PRIMARY_METRICS, curve_records, data_size_statistics,
                                           data_size_table, mcnemar_runs, model_statistics, pair_statistics, rounded)
 from stages.analysis.report_summary import study_summary
@@ -76,6 +76,8 @@ class Outputs:
 class Report(Schema):
     primary_metric: Literal[tuple(PRIMARY_METRICS)] = "accuracy"
     alpha: float = Field(gt=0, lt=1)
+    margin: float = Field(gt=0, lt=1)  # equivalence margin, in the main metric's units
+    looks: int = Field(ge=1)  # planned looks of a sequential study (stages/decide.py); 1 = a fixed design
     worst_classes: int = Field(ge=1)
     confused_per_class: int = Field(ge=1)
 
@@ -109,20 +111,24 @@ def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Output
     frame = next(iter(loaded.values()))["predictions"]
     class_names = [c[len("prob:"):] for c in frame.columns if c.startswith("prob:")]
     sized = {(name, seed, percent): (loaded[(name, seed)] if percent == full else
-                                     load_run_metrics(name, seed, percent, inputs))
+                                     load_run_inputs(name, seed, percent, inputs))
              for name in names for percent in cfg["percents"] for seed in seeds}
     check_same_test_size(sized, len(frame), inputs)
+    y_true, num_classes = frame["label"].to_numpy(), len(class_names)
     all_runs, runs = runs_table(sized, cfg["families"]), runs_table(loaded, cfg["families"])
     curve = data_size_table(all_runs, primary)
     stats = model_statistics(runs, (*QUALITY_SUMMARY, *TIMINGS))
-    pairs = pair_statistics(names, runs, seeds, mcnemar_runs(names, seeds, frame["label"].to_numpy(), loaded), cfg)
+    pairs = pair_statistics(names, runs, seeds, mcnemar_runs(names, seeds, y_true, loaded), cfg, loaded, y_true,
+                            num_classes)
     best = max(names, key=lambda n: stats[n][primary]["mean"])
     runs_of = {"confidence": CONFIDENCE, "seeds": seeds, "train_percent": full}
     summary = rounded({
         "primary_metric": primary, "alpha": cfg["alpha"], **runs_of, "best": best,
         "best_score": stats[best][primary]["mean"],
         "models": {n: {m: stats[n][m] for m in QUALITY_SUMMARY} for n in names}, "pairs": pairs,
-        "data_size": {**data_size_statistics(all_runs, names, seeds, cfg), "curve": curve_records(curve, primary)}})
+        "platforms": platforms(sized),
+        "data_size": {**data_size_statistics(sized, all_runs, names, seeds, cfg, y_true, num_classes),
+                      "curve": curve_records(curve, primary)}})
     cost = rounded({**runs_of, "models": {n: {m: stats[n][m] for m in TIMINGS} for n in names},
                     "data_size_curve": curve_records(curve, "fit_time_s")})
     thumbs = thumbnails(frame, len(class_names), inputs.prepared)
@@ -154,7 +160,7 @@ def main() -> None:
     print(f"report: {len(cfg['families'])} model(s) x {len(cfg['seeds'])} seed(s), {len(summary['pairs'])} pair(s); "
           f"best by mean {cfg['primary_metric']}: {summary['best']} -> {Outputs().report_md}")
     for pair in summary["pairs"].values():
-        print(f"  {pair['verdict']}")
+        print(f"  {pair['sentence']}")
     print(f"  data size: {summary['data_size']['statement']}")
 
 

@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
@@ -184,7 +185,7 @@ def test_cost_frontier_places_each_model(tmp_path):
 SEEDS = [0, 1, 2]
 PERCENTS = [50, 100]
 PARAMS = {
-    "report": {"alpha": 0.05, "worst_classes": 5, "confused_per_class": 2},
+    "report": {"alpha": 0.05, "margin": 0.02, "looks": 1, "worst_classes": 5, "confused_per_class": 2},
     "models": {name: {"family": fam, "image_size": 16} for name, fam in FAMILIES.items()},
     "study": {"seeds": SEEDS, "train_percent": PERCENTS},
     "evaluate": {"ece_bins": 10},
@@ -227,22 +228,22 @@ def write_inputs(root, families=FAMILIES, classes=CLASSES, n=40, seeds=SEEDS, pe
                              (layout.train_cost_path(name, seed, inputs.train_cost, percent=percent), train_cost)):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(values))
-        if full:  # predictions and curves are read for the largest size only
-            probs = fake_probs(y, len(classes), 2.5 - i, seed=10 * i + seed)
-            pred = probs.argmax(1)
-            frame = pd.DataFrame({"path": paths, "label": y, "class_name": np.array(classes)[y], "pred_label": pred,
-                                  "pred_class": np.array(classes)[pred]})
-            frame[[f"prob:{c}" for c in classes]] = probs
-            out = layout.predictions_path(name, seed, inputs.predictions, percent=percent)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            frame.to_csv(out, index=False)
-            hist = fake_history(4 + seed, i + seed)  # runs of different lengths (early stopping)
-            for sub, prefix in (("train", "train"), ("eval", "val")):
-                folder = layout.curves_dir(name, seed, inputs.curves, percent=percent) / "plots" / "metrics" / sub
-                folder.mkdir(parents=True)
-                for metric in ("loss", "accuracy", "top3_accuracy", "macro_f1"):
-                    pd.DataFrame({"step": hist["epoch"] - 1, metric: hist[f"{prefix}_{metric}"]}).to_csv(
-                        folder / f"{metric}.tsv", sep="\t", index=False)
+        # Predictions (the test-image variance reads them) and curves, at every size.
+        probs = fake_probs(y, len(classes), 2.5 - i, seed=10 * i + seed)
+        pred = probs.argmax(1)
+        frame = pd.DataFrame({"path": paths, "label": y, "class_name": np.array(classes)[y], "pred_label": pred,
+                              "pred_class": np.array(classes)[pred]})
+        frame[[f"prob:{c}" for c in classes]] = probs
+        out = layout.predictions_path(name, seed, inputs.predictions, percent=percent)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(out, index=False)
+        hist = fake_history(4 + seed, i + seed)  # runs of different lengths (early stopping)
+        for sub, prefix in (("train", "train"), ("eval", "val")):
+            folder = layout.curves_dir(name, seed, inputs.curves, percent=percent) / "plots" / "metrics" / sub
+            folder.mkdir(parents=True)
+            for metric in ("loss", "accuracy", "top3_accuracy", "macro_f1"):
+                pd.DataFrame({"step": hist["epoch"] - 1, metric: hist[f"{prefix}_{metric}"]}).to_csv(
+                    folder / f"{metric}.tsv", sep="\t", index=False)
     return inputs
 
 
@@ -254,7 +255,9 @@ def outputs_in(root) -> Outputs:
 
 
 def test_report_end_to_end(tmp_path):
-    inputs, outputs = write_inputs(tmp_path / "in"), outputs_in(tmp_path / "out")
+    # 160 test images: the test-image sampling error of a difference is small enough (~0.02) for
+    # the planted 0.1 to be decided at both sizes.
+    inputs, outputs = write_inputs(tmp_path / "in", n=160), outputs_in(tmp_path / "out")
     build_report(parse_params(PARAMS), inputs, outputs)
 
     table = pd.read_csv(outputs.table_csv)  # one row per run, every size
@@ -275,18 +278,25 @@ def test_report_end_to_end(tmp_path):
     assert {k: summary["models"]["vit"][k]["mean"] for k in EVAL_KEYS} == pytest.approx(
         {k: 0.91 + offset for k, offset in METRIC_OFFSETS.items()})
     pair = summary["pairs"]["vit_vs_mobilenet_v2"]
-    # The planted difference is exactly 0.1 in every run: found, in the right direction.
-    assert pair["diff_mean"] == pytest.approx(0.1) and pair["significant"] and pair["better"] == "vit"
-    assert pair["n"] == 3 and pair["t_p_holm"] == pair["t_p"]  # one pair: Holm changes nothing
+    # The planted difference is exactly 0.1 in every run: no spread over seeds, so the interval is the
+    # test images' sampling error alone, computed from the runs' predictions (df = images - 1).
+    right = {m: np.array([pd.read_csv(layout.predictions_path(m, s, inputs.predictions)).eval("label == pred_label")
+                          for s in SEEDS]) for m in FAMILIES}
+    image_se = np.sqrt(np.var((right["vit"].astype(float) - right["mobilenet_v2"]).mean(0), ddof=1) / 160)
+    assert (pair["diff_mean"], pair["seed_sd"], pair["df"]) == (pytest.approx(0.1), 0.0, 159.0)
+    assert pair["image_se"] == pair["se"] == pytest.approx(image_se, rel=1e-5)
+    half = stats.t.ppf(0.975, 159) * image_se
+    assert (pair["ci_low"], pair["ci_high"]) == (pytest.approx(0.1 - half, rel=1e-5), pytest.approx(0.1 + half, rel=1e-5))
+    assert pair["p_diff_holm"] == pair["p_diff"] == pytest.approx(2 * stats.t.sf(0.1 / image_se, 159), rel=1e-4)
+    assert pair["verdict"] == "better" and pair["better"] == "vit" and pair["n"] == 3
     for s, (b, c) in enumerate(zip(pair["mcnemar"]["b"], pair["mcnemar"]["c"])):  # per run, from its predictions
         right = {m: pd.read_csv(layout.predictions_path(m, s, inputs.predictions)).eval("label == pred_label")
                  for m in FAMILIES}
         assert (b, c) == ((right["vit"] & ~right["mobilenet_v2"]).sum(), (~right["vit"] & right["mobilenet_v2"]).sum())
     assert pair["mcnemar"]["p_holm"] == pair["mcnemar"]["p"] and pair["mcnemar"]["runs"] == 3
     assert pair["mcnemar"]["significant_runs"] == sum(p < 0.05 for p in pair["mcnemar"]["p_holm"])
-    # Every run's difference is the same 0.1: the t statistic is infinite, the interval a point.
-    assert pair["verdict"] == ("vit better than mobilenet_v2 on accuracy by +0.100 (95% CI +0.100 to +0.100; "
-                               "paired t-test over 3 runs, Holm-corrected p = 0)")
+    assert pair["sentence"] == (f"vit better than mobilenet_v2 on accuracy by +0.100 (95% CI {0.1 - half:+.3f} to "
+                                f"{0.1 + half:+.3f}; 3 runs per model, Holm p = {pair['p_diff_holm']:.1e})")
     # vit's accuracy: mean 0.91, sd 0.01, t(0.975, 2) * 0.01 / sqrt(3) = 0.0248: "0.9100 ± 0.0100 [0.8852, 0.9348]";
     # every other metric the same spread around its own mean, in its own column.
     means = [0.91 + offset for offset in METRIC_OFFSETS.values()]
@@ -346,8 +356,13 @@ def test_report_end_to_end(tmp_path):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert {"report/study_curves.png", "report/learning_curves.png", "report/runs.png"} <= set(links)
     assert all((outputs.report_md.parent / link).is_file() for link in links)
-    assert "4 classes" in md and "40 test images" in md and "vit vs mobilenet_v2" in md
-    assert f"- {pair['verdict']}." in md
+    assert "4 classes" in md and "160 test images" in md and "vit vs mobilenet_v2" in md
+    assert f"- {pair['sentence']}." in md
+    # The summary opens the report, in words a reviewer can paste.
+    assert md.split("\n## ")[1].startswith("Summary\n\nOn these images (160 test images, accuracy, 3 runs per "
+                                           "model): **vit** is best (better than every other model). vit is "
+                                           "better than mobilenet_v2 by +0.100")
+    assert "no significant difference" not in md
     assert str(tmp_path) not in md
 
     # The data-size curve: mobilenet_v2 leads by 0.1 at 50 %, vit by 0.1 at 100 %, in every run.
@@ -463,7 +478,7 @@ def test_primary_metric_names_the_best_model(tmp_path, monkeypatch, metric, titl
     dots = [y for c in ax.collections if len(c.get_offsets()) == len(SEEDS) for y in c.get_offsets()[:, 1]]
     assert dots == pytest.approx([means[m] - 0.01 + 0.01 * s for m in FAMILIES for s in SEEDS])
     md = outputs.report_md.read_text()
-    assert f"Main metric: {title}." in md and f"Best by mean {title}: **{best}** ({means[best]:.4f})." in md
+    assert f"test images, {title}, 3 runs per model)" in md and f"Best by mean {title}: **{best}** ({means[best]:.4f})." in md
 
 
 def test_mcnemar_is_holm_corrected_across_the_pairs_of_each_run(tmp_path):

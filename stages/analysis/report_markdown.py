@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from stages.analysis import verdicts
 from stages.analysis.report_figures import MAIN_FIGURES, MODEL_FIGURES
 from stages.analysis.report_stats import PRIMARY_METRICS
 from stages.analysis.report_tables import FORMATS, data_size_table, markdown_table, pairs_table, summary_table
@@ -22,12 +23,77 @@ def data_size_markdown(curve: pd.DataFrame, statement: str, primary: str, figure
     return ["## Data size: where does a model pay off?\n",
             "Each model trained on nested subsets of the training images (`study.train_percent`; a smaller "
             "subset of a seed lies inside every larger one, per class), validated and tested on the same "
-            "images as always. Paired t-tests by seed at every size, Holm-corrected across all pairs and sizes "
-            "together: a stricter correction than the verdicts' (the pairs at the largest size alone), so a "
-            "verdict above can be significant where the same comparison on the curve is not.\n",
+            "images as always. Every pair at every size gets a verdict as above, all of them one Holm "
+            "family: a stricter correction than the verdicts' (the pairs at the largest size alone), so a "
+            "pair decided above can stay undecided at the same size on the curve.\n",
             f"**{statement}**\n",
             f"![{label} and fit time vs training images per class]({figure_dir}/data_size.png)\n",
             markdown_table(data_size_table(curve, primary))]
+
+
+def _best(stats: dict, pairs: dict, primary: str) -> str:
+    """Who is best, and whether the verdicts say so: better than every other model, or only by mean."""
+    best = max(stats, key=lambda n: stats[n][primary]["mean"])
+    mine = [p for p in pairs.values() if best in (p["a"], p["b"])]
+    if mine and all(p["verdict"] == "better" and p["better"] == best for p in mine):
+        return f"**{best}** is best (better than every other model)"
+    open_ = [p["b"] if p["a"] == best else p["a"] for p in mine if p["verdict"] != "better"]
+    return f"**{best}** has the highest mean" + (f", not decided against {', '.join(open_)}" if open_ else "")
+
+
+def decision_summary(stats: dict, pairs: dict, summary: dict, n_test: int, cfg: dict) -> list[str]:
+    """The report's opening lines: what a reviewer can paste into a decision."""
+    primary = summary["primary_metric"]
+    label = PRIMARY_METRICS[primary]
+    runs = len(cfg["seeds"])
+    lines = [f"On these images ({n_test} test images, {label}, {runs} run{'s' if runs != 1 else ''} per model): "
+             f"{_best(stats, pairs, primary)}."]
+    for p in pairs.values():
+        if p["verdict"] == "better":
+            loser = p["b"] if p["better"] == p["a"] else p["a"]
+            sign = 1 if p["better"] == p["a"] else -1
+            low, high = sorted((sign * p["ci_low"], sign * p["ci_high"]))
+            lines.append(f"{p['better']} is better than {loser} by {sign * p['diff_mean']:+.3f} "
+                         f"(95% CI {low:+.3f} to {high:+.3f}).")
+        elif p["verdict"] == "equivalent":
+            lines.append(f"{p['a']} and {p['b']} are equivalent within ±{p['margin']:g}.")
+        else:
+            lines.append(f"{p['a']} vs {p['b']} is undecided: {verdicts.runs_advice(p)}.")
+    lines.append(f"Data size: {summary['data_size']['statement']}")
+    platforms = summary.get("platforms") or {}
+    if len(platforms) == 1:
+        lines.append(f"Runs trained on: {next(iter(platforms))}.")
+    elif platforms:
+        lines.append(f"Runs trained on {len(platforms)} platforms (listed under Platform): numbers can differ "
+                     "between them.")
+    return ["## Summary\n", " ".join(lines) + "\n"]
+
+
+def method_note(cfg: dict, n_pairs: int) -> str:
+    """How the verdicts are reached, in one paragraph."""
+    looks = cfg["looks"]
+    sequential = (f" A sequential study of {looks} planned looks (`make decide`): each look tests at "
+                  f"alpha / {looks} (Bonferroni), so looking after every added run keeps the error rates."
+                  if looks > 1 else "")
+    return (f"Three verdicts per pair, on the per-seed differences (paired by seed): **better** (the two-sided "
+            f"test of no difference rejects), **equivalent** (two one-sided tests put the difference within "
+            f"±{cfg['margin']:g}, `report.margin`) or **undecided**, with the runs per model that would likely "
+            f"decide it (power 0.8 at the observed mean and spread). Intervals and tests count training "
+            f"randomness (the spread over seeds) and test-set sampling (the test images resampled), so a verdict "
+            f"speaks of images like these, not of these images alone. Each kind of claim is Holm-corrected across "
+            f"the {n_pairs} pair(s) at {cfg['alpha']:g}: the rates of a false 'better' and of a false 'equivalent' "
+            f"each stay at or below it (measured on synthetic studies of known truth: "
+            f"benchmarks/verdict_simulation.csv).{sequential}\n")
+
+
+def platform_markdown(platforms: dict) -> list[str]:
+    """Where the runs trained: one line per platform, with its runs when there are several."""
+    if len(platforms) <= 1:
+        return ["## Platform\n", f"Every run trained on {next(iter(platforms), 'an unrecorded platform')}. "
+                "Training repeats bit for bit on one platform only: another CPU (or oneDNN on instead of off) "
+                "runs other kernels and gives other numbers.\n"]
+    return ["## Platform\n", "The runs trained on several platforms; their numbers can differ between them.\n",
+            *[f"- {label}: {', '.join(runs)}" for label, runs in platforms.items()], ""]
 
 
 def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict, class_names: list[str],
@@ -39,16 +105,14 @@ def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict,
     listed = f" ({', '.join(class_names)})" if len(class_names) <= 30 else ""
     parts = [
         "# Model comparison\n",
+        *decision_summary(stats, pairs, summary, n_test, cfg),
         f"Test set: {len(class_names)} classes{listed}, {n_test} test images, the same images for every run. "
         f"Every model was trained {len(seeds)} {'time' if len(seeds) == 1 else 'times'}, once per seed of `study.seeds` ({seeds}), on the same "
         f"data; figures are mean ± standard deviation [95% confidence interval of the mean] over those runs.\n",
         "## Verdicts\n",
-        f"Main metric: {primary}. Paired t-test over seeds, Holm-corrected across the {len(pairs)} pair(s); "
-        f"significance level {cfg['alpha']:g}. The intervals are per pair, not adjusted for multiplicity: "
-        f"one can exclude 0 while the Holm-corrected p is above {cfg['alpha']:g}. With few runs a large "
-        f"difference can still miss significance; adding seeds (`study.seeds`) narrows the intervals.\n",
+        method_note(cfg, len(pairs)),
     ]
-    parts += [f"- {p['verdict']}." for p in pairs.values()] or ["- Only one model: no pairwise comparison."]
+    parts += [f"- {p['sentence']}." for p in pairs.values()] or ["- Only one model: no pairwise comparison."]
     parts += [
         "",
         f"Best by mean {primary}: **{summary['best']}** ({summary['best_score']:.4f}).\n",
@@ -58,15 +122,16 @@ def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict,
         "## Cost over runs\n",
         "Times are in seconds on the machine that ran the pipeline: compare them as ratios within this report.\n",
         markdown_table(summary_table(stats, cfg["families"], runs, COST_TABLE, ".2f")),
+        *platform_markdown(summary.get("platforms") or {}),
     ]
     if pairs:
         parts += [
             "## Pairwise tests\n",
-            f"Differences first minus second in {primary}, paired by seed. The paired t-test is the verdict; "
-            f"the Wilcoxon signed-rank test needs no normality but cannot go below p = 2/2^n "
-            f"({2 / 2 ** len(seeds):.2g} for {len(seeds)} runs). McNemar's exact test compares the two models "
-            f"on the test images within each run (Holm-corrected across pairs within the run): it measures "
-            f"test-set sampling, the seeds measure training randomness.\n",
+            f"Differences first minus second in {primary}, paired by seed: the interval and both tests count "
+            f"the spread over seeds and the test images' sampling error (its standard error is listed). "
+            f"'p differ' tests no difference, 'p equivalent' the difference within the margin (TOST); both "
+            f"Holm-corrected across pairs. McNemar's exact test compares the two models on the test images "
+            f"within each run (Holm-corrected across pairs within the run).\n",
             markdown_table(pairs_table(pairs)),
         ]
     parts += ["## Runs\n", f"![{primary} of every run]({figure_dir}/runs.png)\n", "## Figures\n",

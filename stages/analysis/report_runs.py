@@ -127,3 +127,21 @@ def runs_table(loaded: dict, families: dict) -> pd.DataFrame:
              **{k: data["train"][k] for k in TRAIN_COLUMNS}}
             for (name, seed, *_), data in loaded.items()]
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+def platform_label(info: dict | None) -> str:
+    """One line: the device, oneDNN on/off and the library versions (what a run's numbers hold on)."""
+    if not info:
+        return "not recorded (a run trained before platforms were recorded: re-run it)"
+    device = ", ".join(info.get("gpus") or []) or f"{info.get('cpu', 'unknown CPU')} ({info.get('cpu_cores')} cores)"
+    isa = f" [{', '.join(info['isa'])}]" if info.get("isa") else ""
+    onednn = {True: "oneDNN on", False: "oneDNN off"}.get(info.get("onednn"), "oneDNN unknown")
+    return f"{device}{isa}; {onednn}; TensorFlow {info.get('tensorflow')}, Keras {info.get('keras')}"
+
+
+def platforms(sized: dict) -> dict[str, list[str]]:
+    """Each platform the runs trained on (train's record, metrics/cost/train) -> the runs on it."""
+    out: dict[str, list[str]] = {}
+    for (name, seed, percent), data in sized.items():
+        out.setdefault(platform_label(data["train"].get("platform")), []).append(layout.run_label(name, seed, percent))
+    return out

@@ -1,7 +1,8 @@
-"""The report's statistics over runs: per-model summaries, paired tests and verdicts, the data-size curve.
+"""The report's statistics over runs: per-model summaries, verdicts per pair, the data-size curve.
 
-The tests and intervals themselves are stages/analysis/over_runs.py (scipy, statsmodels) and
-stages/analysis/compare.py (McNemar); this module applies them to the report's table of runs.
+The methods are stages/analysis/verdicts.py (better / equivalent / undecided), data_size.py (the
+curve), over_runs.py (per-model intervals) and compare.py (McNemar); this module applies them to the
+report's runs and their test predictions.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stages.analysis import over_runs
+from stages.analysis import data_size, over_runs, verdicts
 from stages.analysis.compare import mcnemar_exact
 
 PRIMARY_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1"}  # key -> how the report names it
@@ -37,17 +38,34 @@ def mcnemar_runs(names: list[str], seeds: list[int], y_true: np.ndarray, loaded:
     return result
 
 
-def pair_statistics(names: list[str], runs: pd.DataFrame, seeds: list[int], mcnemar: dict, cfg: dict) -> dict:
-    """Per pair: the paired tests over seeds of the main metric, a verdict, and the per-run McNemar tests."""
+def image_variance(metric: str, y_true: np.ndarray, preds_a: list[np.ndarray], preds_b: list[np.ndarray],
+                   num_classes: int) -> float:
+    """The test-sampling variance of the seed-averaged difference in ``metric`` (verdicts.py)."""
+    if metric == "accuracy":
+        return verdicts.accuracy_image_variance(np.array([p == y_true for p in preds_a]),
+                                                np.array([p == y_true for p in preds_b]))
+    return verdicts.bootstrap_image_variance(lambda p, idx: verdicts.macro_f1_rows(y_true, p, num_classes, idx),
+                                             preds_a, preds_b, len(y_true))
+
+
+def _pred_labels(loaded: dict, name: str, seeds: list[int]) -> list[np.ndarray]:
+    return [loaded[(name, seed)]["predictions"]["pred_label"].to_numpy() for seed in seeds]
+
+
+def pair_statistics(names: list[str], runs: pd.DataFrame, seeds: list[int], mcnemar: dict, cfg: dict,
+                    loaded: dict, y_true: np.ndarray, num_classes: int) -> dict:
+    """Per pair: the verdict over seeds on the main metric (training and test-image variance, Holm across
+    pairs), its sentence, and the per-run McNemar tests."""
     metric = cfg["primary_metric"]
     values = {n: [float(runs.loc[(runs["model"] == n) & (runs["seed"] == s), metric].iloc[0]) for s in seeds]
               for n in names}
-    pairs = over_runs.compare_models(values, cfg["alpha"], CONFIDENCE)
+    pairs = verdicts.compare_pairs(
+        values, margin=cfg["margin"], alpha=cfg["alpha"], looks=cfg["looks"], n_images=len(y_true),
+        confidence=CONFIDENCE, image_var=lambda a, b: image_variance(
+            metric, y_true, _pred_labels(loaded, a, seeds), _pred_labels(loaded, b, seeds), num_classes))
     for key, pair in pairs.items():
-        a, b = key.split("_vs_")
         significant_runs = sum(p < cfg["alpha"] for p in mcnemar[key]["p_holm"])
-        pair.update(metric=metric,
-                    verdict=over_runs.verdict(a, b, PRIMARY_METRICS[metric], pair, cfg["alpha"], confidence=CONFIDENCE),
+        pair.update(metric=metric, sentence=verdicts.sentence(pair, PRIMARY_METRICS[metric], CONFIDENCE),
                     mcnemar={**mcnemar[key], "significant_runs": significant_runs, "runs": len(seeds)})
     return pairs
 
@@ -74,21 +92,36 @@ def curve_records(curve: pd.DataFrame, metric: str) -> list[dict]:
     return part.astype(object).where(part.notna(), None).to_dict(orient="records")
 
 
-def data_size_statistics(all_runs: pd.DataFrame, names: list[str], seeds: list[int], cfg: dict) -> dict:
-    """The curve's paired comparisons at every size (Holm over pairs x sizes) and its one-sentence reading."""
+def data_size_statistics(sized: dict, all_runs: pd.DataFrame, names: list[str], seeds: list[int], cfg: dict,
+                         y_true: np.ndarray, num_classes: int) -> dict:
+    """Every (pair, size) decided as one Holm family, and the curve's one-sentence reading.
+
+    ``sized[(model, seed, percent)]``: the run's loaded inputs, predictions included."""
     primary = cfg["primary_metric"]
     values: dict[str, dict[float, list[float]]] = {}
+    percent_at: dict[float, int] = {}
     for name in names:
         mine = all_runs[all_runs["model"] == name]
-        values[name] = {float(g["train_images_per_class"].iloc[0]):
-                        [float(g.loc[g["seed"] == s, primary].iloc[0]) for s in seeds]
-                        for _, g in mine.groupby("train_percent", sort=True)}
-    pairs = over_runs.curve_comparisons(values, cfg["alpha"], CONFIDENCE)
+        for percent, g in mine.groupby("train_percent", sort=True):
+            x = float(g["train_images_per_class"].iloc[0])
+            percent_at[x] = int(percent)
+            values.setdefault(name, {})[x] = [float(g.loc[g["seed"] == s, primary].iloc[0]) for s in seeds]
+
+    def variance(a: str, b: str, x: float) -> float:
+        preds = {n: [sized[(n, s, percent_at[x])]["predictions"]["pred_label"].to_numpy() for s in seeds]
+                 for n in (a, b)}
+        return image_variance(primary, y_true, preds[a], preds[b], num_classes)
+
+    pairs = data_size.curve_verdicts(values, margin=cfg["margin"], alpha=cfg["alpha"], looks=cfg["looks"],
+                                     image_var=variance, n_images=len(y_true), confidence=CONFIDENCE)
+    for curve in pairs.values():
+        for point in curve["points"]:
+            point["train_percent"] = percent_at[point["x"]]
     if len(cfg["percents"]) == 1:
         statement = (f"One training-set size only ({cfg['percents'][0]} % of each class's training images): "
                      "list more in `study.train_percent` for a data-size curve.")
     else:
-        statement = over_runs.crossing_sentence(pairs, PRIMARY_METRICS[primary])
+        statement = data_size.curve_sentence(pairs, PRIMARY_METRICS[primary])
     return {"metric": primary, "x": "training images per class", "percents": cfg["percents"], "pairs": pairs,
             "statement": statement}
 

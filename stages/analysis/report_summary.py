@@ -16,7 +16,11 @@ SUMMARY_STATS = ("mean", "ci_low", "ci_high")  # of the main metric, at the larg
 
 def verdict(pair: dict) -> str:
     """A pair's verdict in a few words (the sentence is in metrics/comparison.json)."""
-    return f"{pair['better']} better" if pair["significant"] else "not significant"
+    if pair["verdict"] == "better":
+        return f"{pair['better']} better"
+    if pair["verdict"] == "equivalent":
+        return f"equivalent within {pair['margin']:g}"
+    return "undecided" + (f" (~{pair['runs_needed']} runs)" if pair.get("runs_needed") else "")
 
 
 def study_summary(stats: dict, pairs: dict, primary: str) -> dict:

@@ -58,15 +58,24 @@ def _p(value) -> str:
     return "n/a" if value is None else f"{value:.2g}"
 
 
+def _verdict_cell(p: dict) -> str:
+    if p["verdict"] == "better":
+        return f"{p['better']} better"
+    if p["verdict"] == "equivalent":
+        return f"equivalent (±{p['margin']:g})"
+    return "undecided" + (f", ~{p['runs_needed']} runs" if p.get("runs_needed") else "")
+
+
 def pairs_table(pairs: dict) -> pd.DataFrame:
-    """One row per pair: the mean difference with its interval and every test's p-values."""
-    rows = [{"pair": key.replace("_vs_", " vs "), "runs": p["n"],
-             "mean diff [95% CI]": "n/a" if p["diff_ci_low"] is None else
-             f"{p['diff_mean']:+.4f} [{p['diff_ci_low']:+.4f}, {p['diff_ci_high']:+.4f}]",
-             "paired t p (Holm)": f"{_p(p['t_p'])} ({_p(p['t_p_holm'])})",
-             "Wilcoxon p (Holm)": f"{_p(p['wilcoxon_p'])} ({_p(p['wilcoxon_p_holm'])})",
-             "McNemar significant runs (Holm)": f"{p['mcnemar']['significant_runs']} of {p['mcnemar']['runs']}",
-             "McNemar p per run (Holm)": ", ".join(_p(x) for x in p["mcnemar"]["p_holm"])}
+    """One row per pair: the verdict, the mean difference with its interval, its two variance sources,
+    both tests' Holm p-values and the per-run McNemar tests."""
+    rows = [{"pair": key.replace("_vs_", " vs "), "runs": p["n"], "verdict": _verdict_cell(p),
+             "mean diff [95% CI]": "n/a" if p["ci_low"] is None else
+             f"{p['diff_mean']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}]",
+             "sd over seeds": "n/a" if p["seed_sd"] is None else f"{p['seed_sd']:.4f}",
+             "test-image SE": f"{p['image_se']:.4f}",
+             "p differ (Holm)": _p(p["p_diff_holm"]), "p equivalent (TOST, Holm)": _p(p["p_equiv_holm"]),
+             "McNemar significant runs (Holm)": f"{p['mcnemar']['significant_runs']} of {p['mcnemar']['runs']}"}
             for key, p in pairs.items()]
     return pd.DataFrame(rows)
 
