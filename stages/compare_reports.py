@@ -6,13 +6,30 @@ Timings are in ``metrics/cost/comparison.json``, whose ``models`` read the same 
 those with ``--metrics fit_time_s eval_time_s ...``.
 
 Training is not bit-for-bit reproducible across machines, so equal numbers are too strict a test;
-instead each model's mean over runs must agree within the two reports' confidence intervals, and
-each pairwise verdict (who is better, or no significant difference) must be the same. The same
-for the data-size curve: each point's main-metric mean (model x training-set size) and each
-pair's supported crossing (who overtakes whom, or none). A model, metric, pair or curve point
-found in only one report is a disagreement that says which report has it.
-Prints one line per check and a summary; exits 0 when everything agrees, 1 on any disagreement
-and 2 on a file it cannot read.
+reproduction means no contradiction. Each model's mean over runs must agree within the two
+reports' confidence intervals. Each pair's verdict (stages/analysis/verdicts.py) reads as one of
+"<name> better", "equivalent" (within the report's margin, by TOST) or "undecided", on the pair's
+metric, and the two reports' verdicts are compared three ways:
+
+- the same verdict (and the same better model) in both: they agree;
+- both decided, differently (one model better in A, the other in B; better in one, equivalent
+  in the other), or on different metrics: a contradiction, printed ``DISAGREE``;
+- one undecided, the other decided: a soft difference, printed ``SOFT``. It is listed, but it is
+  no failure: "undecided" claims nothing that a decision could contradict (a verdict near its
+  threshold can land on either side with other runs).
+
+A summary written before the three verdicts (pairs and curve points with ``better`` and
+``significant``, ``verdict`` holding a sentence) reads as "<better> better" where it names a
+better model, else as "undecided": "no significant difference" was never a decision.
+The same for the data-size curve: each point's main-metric mean (model x training-set size) must
+agree as above, each pair's supported crossing (who overtakes whom, or none) must be the same, and
+each pair's verdict at each training size is compared by the three-way rule, the sizes matched by
+``x`` (training images per class), or by position where neither point has ``x``. A model, metric,
+pair or curve point (a model's or a pair's) found in only one report is a disagreement that says
+which report has it.
+Prints one line per check (``agree``, ``SOFT`` or ``DISAGREE``) and a summary counting the three;
+exits 0 when nothing disagrees (soft differences do not count), 1 on any disagreement and 2 on a
+file it cannot read.
 """
 
 from __future__ import annotations
@@ -31,6 +48,13 @@ EXACT = 1e-9  # with no interval (a single run) only equal means agree
 # so they are compared only when named with --metrics. The report keeps them out of comparison.json
 # (they are in metrics/cost/comparison.json); a summary written before that split still has them.
 MACHINE_DEPENDENT = TIMINGS
+# The verdict labels of stages.analysis.verdicts.VERDICTS (not imported: that module loads scipy,
+# and this check only reads JSON; a test keeps the two the same).
+VERDICTS = ("better", "equivalent", "undecided")
+# A check's status besides True (agree) and False (disagree): one report undecided where the other
+# decided. Truthy, as it is no contradiction.
+SOFT = "soft"
+Check = tuple[bool | str, str]  # (status: True, False or SOFT; the line that describes it)
 
 
 def _number(x) -> bool:
@@ -57,8 +81,7 @@ def load(path: str) -> dict:
                     and (s.get("ci_high") is None or _number(s["ci_high"]))):
                 raise DataError(f"{path}: models.{model}.{metric} needs a finite 'mean' and 'ci_high'")
     for pair, p in data.get("pairs", {}).items():
-        if not (isinstance(p, dict) and (p.get("better") is None or isinstance(p["better"], str))):
-            raise DataError(f"{path}: pairs.{pair} needs 'better' (a model name or null)")
+        _check_verdict(path, f"pairs.{pair}", p)
     size = data.get("data_size")
     if size is not None:
         metric = size.get("metric") if isinstance(size, dict) else None
@@ -68,7 +91,21 @@ def load(path: str) -> dict:
                         for r in rows)):
             raise DataError(f"{path}: data_size needs 'metric', a 'curve' list of points with model, "
                             f"train_percent and <metric>_mean, and 'pairs'")
+        for pair, c in size.get("pairs", {}).items():
+            if not (isinstance(c, dict) and isinstance(c.get("points", []), list)):
+                raise DataError(f"{path}: data_size.pairs.{pair} needs a 'points' list")
+            for i, point in enumerate(c.get("points", [])):
+                _check_verdict(path, f"data_size.pairs.{pair}.points[{i}]", point)
     return data
+
+
+def _check_verdict(path: str, where: str, p) -> None:
+    """A pair (or curve point) object whose ``better`` is a name or null, and agrees with a verdict label."""
+    if not (isinstance(p, dict) and (p.get("better") is None or isinstance(p["better"], str))):
+        raise DataError(f"{path}: {where} needs 'better' (a model name or null)")
+    if p.get("verdict") in VERDICTS and (p["verdict"] == "better") != (p.get("better") is not None):
+        raise DataError(f"{path}: {where}: verdict '{p['verdict']}' needs 'better' to be "
+                        f"{'a model name' if p['verdict'] == 'better' else 'null'}")
 
 
 def _half_width(s: dict) -> float | None:
@@ -99,17 +136,36 @@ def _show(s: dict) -> str:
     return f"{s['mean']:.4f} [{low:.4f}, {s['ci_high']:.4f}]"
 
 
-def _outcome(p: dict) -> str:
-    verdict = f"{p['better']} better" if p.get("better") else "no significant difference"
-    return f"{verdict} on {p['metric']}" if p.get("metric") else verdict
+def _verdict(p: dict) -> str:
+    """"<name> better", "equivalent" or "undecided"; a summary from before the labels by its ``better``."""
+    label = p.get("verdict") if p.get("verdict") in VERDICTS else ("better" if p.get("better") else "undecided")
+    return f"{p['better']} better" if label == "better" else label
+
+
+def _outcome(p: dict, metric: str | None) -> str:
+    return f"{_verdict(p)} on {metric}" if metric else _verdict(p)
+
+
+def _verdict_check(label: str, pa: dict, pb: dict, metric_a: str | None, metric_b: str | None) -> Check:
+    """Agree (True), a contradiction (False) or a soft difference (SOFT): one undecided, the other decided."""
+    va, vb = _verdict(pa), _verdict(pb)
+    if metric_a != metric_b or (va != vb and "undecided" not in (va, vb)):
+        ok = False
+    else:
+        ok = True if va == vb else SOFT
+    return ok, f"{label}: A {_outcome(pa, metric_a)}  B {_outcome(pb, metric_b)}"
 
 
 def _only_in(kind: str, name: str, in_a: bool) -> tuple[bool, str]:
     return False, f"{kind} {name}: only in {'A' if in_a else 'B'}"
 
 
-def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[tuple[bool, str]]:
-    """(agrees, description) for every model metric and every pairwise verdict."""
+def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[Check]:
+    """(status, description) for every model metric, every pairwise verdict and the data-size curve.
+
+    status: True agrees, False disagrees (a contradiction), SOFT (truthy) one report's verdict is
+    undecided where the other's decided.
+    """
     out = []
     models_a, models_b = a["models"], b["models"]
     for model in dict.fromkeys([*models_a, *models_b]):
@@ -127,7 +183,8 @@ def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[tuple[boo
                 continue
             ok = means_agree(ma[metric], mb[metric])
             out.append((ok, f"{model} {metric}: A {_show(ma[metric])}  B {_show(mb[metric])}"))
-    out += _pair_checks(a.get("pairs", {}), b.get("pairs", {}), _outcome, "pair", "")
+    out += _pair_checks(a.get("pairs", {}), b.get("pairs", {}), "pair", lambda key, pa, pb: [
+        _verdict_check(key, pa, pb, pa.get("metric"), pb.get("metric"))])
     if "data_size" in a or "data_size" in b:
         out += curve_checks(a.get("data_size"), b.get("data_size"))
     return out
@@ -144,8 +201,27 @@ def _crossing(c: dict) -> str:
     return f"{x['winner']} overtakes {x['loser']}" if x else "no supported crossing"
 
 
-def curve_checks(a: dict | None, b: dict | None) -> list[tuple[bool, str]]:
-    """The data-size curve: every point's mean (model x size) and every pair's crossing."""
+def _size_label(point: dict, i: int) -> str:
+    return f"at {point['x']:g} images per class" if _number(point.get("x")) else f"at point {i + 1}"
+
+
+def _curve_pair(metric: str):
+    """A curve pair's checks: its crossing, then its verdict at every training size of either report."""
+    def check(key: str, pa: dict, pb: dict) -> list[Check]:
+        oa, ob = _crossing(pa), _crossing(pb)
+        out = [(oa == ob, f"curve {key}: A {oa}  B {ob}")]
+        sizes_a, sizes_b = ({_size_label(p, i): p for i, p in enumerate(c.get("points", []))} for c in (pa, pb))
+        for size in dict.fromkeys([*sizes_a, *sizes_b]):
+            if size not in sizes_a or size not in sizes_b:
+                out.append(_only_in("curve point", f"{key} {size}", size in sizes_a))
+                continue
+            out.append(_verdict_check(f"curve {key} {size}", sizes_a[size], sizes_b[size], metric, metric))
+        return out
+    return check
+
+
+def curve_checks(a: dict | None, b: dict | None) -> list[Check]:
+    """The data-size curve: every point's mean (model x size), every pair's crossing and its verdict at each size."""
     if a is None or b is None:
         return [(False, f"data-size curve: only in {'A' if a is not None else 'B'}")]
     if a["metric"] != b["metric"]:
@@ -159,18 +235,17 @@ def curve_checks(a: dict | None, b: dict | None) -> list[tuple[bool, str]]:
             continue
         pa, pb = points_a[key], points_b[key]
         out.append((means_agree(pa, pb), f"{label} {a['metric']}: A {_show(pa)}  B {_show(pb)}"))
-    return out + _pair_checks(a.get("pairs", {}), b.get("pairs", {}), _crossing, "curve pair", "curve ")
+    return out + _pair_checks(a.get("pairs", {}), b.get("pairs", {}), "curve pair", _curve_pair(a["metric"]))
 
 
-def _pair_checks(pairs_a: dict, pairs_b: dict, outcome, kind: str, prefix: str) -> list[tuple[bool, str]]:
-    """Every pair's ``outcome`` (a verdict, a crossing) must read the same in both reports."""
+def _pair_checks(pairs_a: dict, pairs_b: dict, kind: str, check) -> list[Check]:
+    """``check(key, pair_a, pair_b)`` for every pair in both reports; one in only one is a disagreement."""
     out = []
     for pair in dict.fromkeys([*pairs_a, *pairs_b]):
         if pair not in pairs_a or pair not in pairs_b:
             out.append(_only_in(kind, pair, pair in pairs_a))
             continue
-        oa, ob = outcome(pairs_a[pair]), outcome(pairs_b[pair])
-        out.append((oa == ob, f"{prefix}{pair}: A {oa}  B {ob}"))
+        out += check(pair, pairs_a[pair], pairs_b[pair])
     return out
 
 
@@ -188,9 +263,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = checks(a, b, args.metrics)
     for ok, text in results:
-        print(f"{'agree' if ok else 'DISAGREE':<8}  {text}")
-    bad = sum(not ok for ok, _ in results)
-    print(f"{len(results)} checks: {len(results) - bad} agree, {bad} disagree")
+        print(f"{'SOFT' if ok == SOFT else 'agree' if ok else 'DISAGREE':<8}  {text}")
+    bad, soft = sum(not ok for ok, _ in results), sum(ok == SOFT for ok, _ in results)
+    print(f"{len(results)} checks: {len(results) - bad - soft} agree, {soft} soft, {bad} disagree")
     return 1 if bad else 0
 
 

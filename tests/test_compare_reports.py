@@ -37,6 +37,38 @@ def summary() -> dict:
     }
 
 
+def verdict_pair(verdict: str, better: str | None = None, x: float | None = None) -> dict:
+    """vit vs resnet50 as stages.analysis.verdicts.decide writes it: a verdict label, not a sentence
+    (a data-size curve point when ``x`` is given)."""
+    diff = {"better": 0.05 if better == "vit" else -0.05, "equivalent": 0.002, "undecided": 0.01}[verdict]
+    p_diff, p_equiv = {"better": (0.004, 0.9), "equivalent": (0.6, 0.003), "undecided": (0.2, 0.3)}[verdict]
+    pair = {"a": "vit", "b": "resnet50", "metric": "accuracy", "n": 3, "n_images": 500, "diff_mean": diff,
+            "seed_sd": 0.01, "image_se": 0.008, "se": 0.01, "df": 12.0, "ci_low": diff - 0.02, "ci_high": diff + 0.02,
+            "p_diff": p_diff, "p_equiv": p_equiv, "p_diff_holm": p_diff, "p_equiv_holm": p_equiv, "margin": 0.01,
+            "alpha_used": 0.05, "alpha_power": 0.05, "verdict": verdict, "better": better,
+            "equivalent": verdict == "equivalent", "runs_needed": 6 if verdict == "undecided" else None,
+            "sentence": f"vit vs resnet50 on accuracy: {verdict}"}
+    if x is not None:
+        return {"x": x, **pair}
+    return {**pair, "mcnemar": {"statistic": 3.0, "p": 0.08, "p_holm": 0.08}}
+
+
+def with_verdict(verdict: str, better: str | None = None) -> dict:
+    """The summary with its pair written the new way."""
+    out = summary()
+    out["pairs"]["vit_vs_resnet50"] = verdict_pair(verdict, better)
+    return out
+
+
+def legacy_no_difference() -> dict:
+    """The summary as written before the three verdicts, its pair not significant."""
+    out = summary()
+    out["pairs"]["vit_vs_resnet50"].update(
+        t_p=0.3, t_p_holm=0.3, significant=False, better=None,
+        verdict="no significant difference between vit and resnet50 on accuracy: vit - resnet50 = +0.010")
+    return out
+
+
 def write(tmp_path: Path, name: str, data) -> str:
     path = tmp_path / name
     path.write_text(data if isinstance(data, str) else json.dumps(data))
@@ -65,7 +97,7 @@ def test_agreeing_reports_exit_0(tmp_path, capsys):
     assert run(tmp_path, summary(), b) == 0
     out = capsys.readouterr().out
     assert disagreements(out) == []
-    assert out.splitlines()[-1] == "5 checks: 5 agree, 0 disagree"  # 2 models x 2 metrics + 1 pair
+    assert out.splitlines()[-1] == "5 checks: 5 agree, 0 soft, 0 disagree"  # 2 models x 2 metrics + 1 pair
     assert "agree     vit accuracy: A 0.9500 [0.9300, 0.9700]  B 0.9600 [0.9350, 0.9850]" in out
 
 
@@ -75,14 +107,14 @@ def test_shifted_metric_disagrees_and_is_named(tmp_path, capsys):
     assert run(tmp_path, summary(), b) == 1
     out = capsys.readouterr().out
     assert disagreements(out) == ["DISAGREE  resnet50 macro_f1: A 0.8900 [0.8600, 0.9200]  B 0.9300 [0.9200, 0.9400]"]
-    assert out.splitlines()[-1] == "5 checks: 4 agree, 1 disagree"
+    assert out.splitlines()[-1] == "5 checks: 4 agree, 0 soft, 1 disagree"
 
 
 def test_metrics_option_restricts_the_checks(tmp_path, capsys):
     b = summary()
     b["models"]["resnet50"]["macro_f1"] = stat(0.93, 0.01)
     assert run(tmp_path, summary(), b, "--metrics", "accuracy") == 0  # the shifted macro_f1 is not checked
-    assert capsys.readouterr().out.splitlines()[-1] == "3 checks: 3 agree, 0 disagree"
+    assert capsys.readouterr().out.splitlines()[-1] == "3 checks: 3 agree, 0 soft, 0 disagree"
     assert run(tmp_path, summary(), b, "--metrics", "top3_accuracy") == 1  # asked for, but in neither report
     assert "vit top3_accuracy: only in neither" in capsys.readouterr().out
 
@@ -94,28 +126,96 @@ def test_a_metric_missing_from_one_report_disagrees_and_names_the_report_that_ha
     assert run(tmp_path, summary(), lost) == 1
     out = capsys.readouterr().out
     assert disagreements(out) == ["DISAGREE  vit macro_f1: only in A"]  # B, the fresh run, lacks it
-    assert out.splitlines()[-1] == "5 checks: 4 agree, 1 disagree"
+    assert out.splitlines()[-1] == "5 checks: 4 agree, 0 soft, 1 disagree"
     assert run(tmp_path, lost, summary()) == 1  # the other way round: a metric only the fresh run has
     assert disagreements(capsys.readouterr().out) == ["DISAGREE  vit macro_f1: only in B"]
     assert run(tmp_path, summary(), lost, "--metrics", "accuracy") == 0  # --metrics still restricts the checks
-    assert capsys.readouterr().out.splitlines()[-1] == "3 checks: 3 agree, 0 disagree"
+    assert capsys.readouterr().out.splitlines()[-1] == "3 checks: 3 agree, 0 soft, 0 disagree"
     assert run(tmp_path, summary(), lost, "--metrics", "accuracy", "macro_f1") == 1
     assert disagreements(capsys.readouterr().out) == ["DISAGREE  vit macro_f1: only in A"]
     timed = summary()
     timed["models"]["vit"]["fit_time_s"] = stat(60.0, 2.0)  # a timing in one report only: not checked unless asked
     assert run(tmp_path, timed, summary()) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "5 checks: 5 agree, 0 disagree"
+    assert capsys.readouterr().out.splitlines()[-1] == "5 checks: 5 agree, 0 soft, 0 disagree"
     assert run(tmp_path, timed, summary(), "--metrics", "fit_time_s") == 1
     assert disagreements(capsys.readouterr().out) == ["DISAGREE  vit fit_time_s: only in A",
                                                       "DISAGREE  resnet50 fit_time_s: only in neither"]
 
 
 def test_flipped_verdict_disagrees(tmp_path, capsys):
-    b = summary()
-    b["pairs"]["vit_vs_resnet50"].update(significant=False, better=None)
-    assert run(tmp_path, summary(), b) == 1
+    assert run(tmp_path, summary(), with_verdict("equivalent")) == 1  # a summary from before the labels, too
     assert disagreements(capsys.readouterr().out) == [
-        "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B no significant difference on accuracy"]
+        "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B equivalent on accuracy"]
+
+
+def test_the_verdict_labels_are_those_the_report_writes():
+    from stages.analysis.verdicts import VERDICTS
+    from stages.compare_reports import VERDICTS as READ
+    assert READ == VERDICTS
+
+
+def test_opposite_winners_contradict(tmp_path, capsys):
+    assert run(tmp_path, with_verdict("better", "vit"), with_verdict("better", "resnet50")) == 1
+    out = capsys.readouterr().out
+    assert disagreements(out) == [
+        "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B resnet50 better on accuracy"]
+    assert out.splitlines()[-1] == "5 checks: 4 agree, 0 soft, 1 disagree"
+
+
+@pytest.mark.parametrize("a, b, line", [
+    (("better", "vit"), ("equivalent",), "A vit better on accuracy  B equivalent on accuracy"),
+    (("equivalent",), ("better", "resnet50"), "A equivalent on accuracy  B resnet50 better on accuracy"),
+])
+def test_better_against_equivalent_contradicts(tmp_path, capsys, a, b, line):
+    assert run(tmp_path, with_verdict(*a), with_verdict(*b)) == 1
+    out = capsys.readouterr().out
+    assert disagreements(out) == [f"DISAGREE  vit_vs_resnet50: {line}"]
+    assert out.splitlines()[-1] == "5 checks: 4 agree, 0 soft, 1 disagree"
+
+
+def test_undecided_against_a_decision_is_soft_listed_and_exits_0(tmp_path, capsys):
+    """An undecided verdict claims nothing a decision contradicts: listed as SOFT, not a failure."""
+    assert run(tmp_path, with_verdict("undecided"), with_verdict("better", "vit")) == 0
+    out = capsys.readouterr().out
+    assert disagreements(out) == []
+    assert "SOFT      vit_vs_resnet50: A undecided on accuracy  B vit better on accuracy" in out.splitlines()
+    assert out.splitlines()[-1] == "5 checks: 4 agree, 1 soft, 0 disagree"
+    assert run(tmp_path, with_verdict("equivalent"), with_verdict("undecided")) == 0  # either way round
+    out = capsys.readouterr().out
+    assert "SOFT      vit_vs_resnet50: A equivalent on accuracy  B undecided on accuracy" in out.splitlines()
+    assert out.splitlines()[-1] == "5 checks: 4 agree, 1 soft, 0 disagree"
+
+
+@pytest.mark.parametrize("verdict", ["equivalent", "undecided"])
+def test_the_same_verdict_agrees(tmp_path, capsys, verdict):
+    assert run(tmp_path, with_verdict(verdict), with_verdict(verdict)) == 0
+    out = capsys.readouterr().out
+    assert f"agree     vit_vs_resnet50: A {verdict} on accuracy  B {verdict} on accuracy" in out.splitlines()
+    assert out.splitlines()[-1] == "5 checks: 5 agree, 0 soft, 0 disagree"
+
+
+def test_verdicts_on_different_metrics_disagree_even_where_one_is_undecided(tmp_path, capsys):
+    other = with_verdict("undecided")
+    other["pairs"]["vit_vs_resnet50"]["metric"] = "macro_f1"
+    assert run(tmp_path, with_verdict("better", "vit"), other) == 1
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B undecided on macro_f1"]
+
+
+def test_a_summary_from_before_the_three_verdicts_reads_no_difference_as_undecided(tmp_path, capsys):
+    """Its ``verdict`` is a sentence: a named better model reads as better, "no significant difference" as
+    undecided (it was never a decision), so against a new "equivalent" it is a soft difference."""
+    assert run(tmp_path, legacy_no_difference(), with_verdict("equivalent")) == 0
+    out = capsys.readouterr().out
+    assert "SOFT      vit_vs_resnet50: A undecided on accuracy  B equivalent on accuracy" in out.splitlines()
+    assert out.splitlines()[-1] == "5 checks: 4 agree, 1 soft, 0 disagree"
+    assert run(tmp_path, summary(), with_verdict("better", "vit")) == 0  # legacy vit better, new vit better
+    out = capsys.readouterr().out
+    assert "agree     vit_vs_resnet50: A vit better on accuracy  B vit better on accuracy" in out.splitlines()
+    assert out.splitlines()[-1] == "5 checks: 5 agree, 0 soft, 0 disagree"
+    assert run(tmp_path, with_verdict("better", "resnet50"), summary()) == 1
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  vit_vs_resnet50: A resnet50 better on accuracy  B vit better on accuracy"]
 
 
 def test_missing_model_and_pair_disagree(tmp_path, capsys):
@@ -158,7 +258,7 @@ def test_command_line_exit_code(tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1, done.stderr
     assert "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B resnet50 better on accuracy" in done.stdout
-    assert done.stdout.splitlines()[-1] == "5 checks: 4 agree, 1 disagree"
+    assert done.stdout.splitlines()[-1] == "5 checks: 4 agree, 0 soft, 1 disagree"
 
 
 def test_timings_are_compared_only_when_asked(tmp_path):
@@ -183,16 +283,16 @@ def test_cost_summaries_compare_their_timings_when_named(tmp_path, capsys):
                                      "fit_time_s_mean": fit}]}
 
     assert run(tmp_path, cost(60.0), cost(90.0)) == 0  # by default nothing machine-dependent is compared
-    assert capsys.readouterr().out.splitlines() == ["0 checks: 0 agree, 0 disagree"]
+    assert capsys.readouterr().out.splitlines() == ["0 checks: 0 agree, 0 soft, 0 disagree"]
     assert run(tmp_path, cost(60.0), cost(90.0), "--metrics", "fit_time_s", "latency_ms_b1") == 1
     assert capsys.readouterr().out.splitlines() == [
         "DISAGREE  vit fit_time_s: A 60.0000 [58.0000, 62.0000]  B 90.0000 [88.0000, 92.0000]",
         "agree     vit latency_ms_b1: A 9.0000 [8.5000, 9.5000]  B 9.0000 [8.5000, 9.5000]",
-        "2 checks: 1 agree, 1 disagree"]
+        "2 checks: 1 agree, 0 soft, 1 disagree"]
 
 
-def with_curve(data: dict, vit_small: float = 0.60, crossing: dict | None = None) -> dict:
-    """The summary plus a data-size section: two models at 25 % and 100 %."""
+def with_curve(data: dict, vit_small: float = 0.60, crossing: dict | None = None, points: list | None = None) -> dict:
+    """The summary plus a data-size section: two models at 25 % and 100 %, and the pair's ``points``."""
     def point(model, percent, mean, half):
         return {"model": model, "train_percent": percent, "x": percent * 0.84, "runs": 3,
                 "accuracy_mean": mean, "accuracy_std": half / 2.5, "accuracy_ci_low": mean - half,
@@ -201,7 +301,8 @@ def with_curve(data: dict, vit_small: float = 0.60, crossing: dict | None = None
     out["data_size"] = {"metric": "accuracy", "percents": [25, 100],
                         "curve": [point("vit", 25, vit_small, 0.05), point("vit", 100, 0.95, 0.02),
                                   point("resnet50", 25, 0.70, 0.04), point("resnet50", 100, 0.90, 0.02)],
-                        "pairs": {"vit_vs_resnet50": {"points": [], "crossing": crossing, "mean_crossing": None}},
+                        "pairs": {"vit_vs_resnet50": {"points": points or [], "crossing": crossing,
+                                                      "mean_crossing": None}},
                         "statement": "..."}
     return out
 
@@ -266,24 +367,26 @@ def test_a_missing_model_metric_or_pair_does_not_stop_the_checks_after_it(tmp_pa
     b["models"]["resnet50"]["macro_f1"] = stat(0.95, 0.01)  # ... and the one after it disagrees
     a = summary()
     a["pairs"] = {"vit_vs_deit": {"metric": "accuracy", "better": "vit"}, **a["pairs"]}  # a pair only A has, first
-    b["pairs"]["vit_vs_resnet50"]["better"] = None
+    b["pairs"]["vit_vs_resnet50"]["better"] = "resnet50"
     assert run(tmp_path, a, b) == 1
     assert capsys.readouterr().out.splitlines() == [
         "DISAGREE  model vit: only in A",
         "DISAGREE  resnet50 accuracy: only in A",
         "DISAGREE  resnet50 macro_f1: A 0.8900 [0.8600, 0.9200]  B 0.9500 [0.9400, 0.9600]",
         "DISAGREE  pair vit_vs_deit: only in A",
-        "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B no significant difference on accuracy",
-        "5 checks: 0 agree, 5 disagree"]
+        "DISAGREE  vit_vs_resnet50: A vit better on accuracy  B resnet50 better on accuracy",
+        "5 checks: 0 agree, 0 soft, 5 disagree"]
 
 
 def test_a_pair_without_a_metric_reads_as_the_bare_verdict(tmp_path, capsys):
     a, b = summary(), summary()
-    for data, better in ((a, "vit"), (b, None)):
+    for data, better in ((a, "vit"), (b, "resnet50")):
         data["pairs"] = {"vit_vs_resnet50": {"better": better}}
     assert run(tmp_path, a, b) == 1
-    assert disagreements(capsys.readouterr().out) == [
-        "DISAGREE  vit_vs_resnet50: A vit better  B no significant difference"]
+    assert disagreements(capsys.readouterr().out) == ["DISAGREE  vit_vs_resnet50: A vit better  B resnet50 better"]
+    b["pairs"]["vit_vs_resnet50"]["better"] = None
+    assert run(tmp_path, a, b) == 0
+    assert "SOFT      vit_vs_resnet50: A vit better  B undecided" in capsys.readouterr().out.splitlines()
 
 
 def test_the_curve_is_checked_besides_the_models_and_pairs(tmp_path, capsys):
@@ -291,7 +394,7 @@ def test_the_curve_is_checked_besides_the_models_and_pairs(tmp_path, capsys):
     assert run(tmp_path, base, copy.deepcopy(base)) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("agree     vit accuracy: ")  # the model checks come first ...
-    assert out[-1] == "10 checks: 10 agree, 0 disagree"  # ... 4 metrics + 1 pair + 4 curve points + 1 crossing
+    assert out[-1] == "10 checks: 10 agree, 0 soft, 0 disagree"  # ... 4 metrics + 1 pair + 4 curve points + 1 crossing
     assert run(tmp_path, base, summary()) == 1  # a curve only A, the committed report, has
     assert disagreements(capsys.readouterr().out) == ["DISAGREE  data-size curve: only in A"]
 
@@ -316,12 +419,72 @@ def test_curve_points_and_pairs_in_one_report_only_are_named(tmp_path, capsys):
         "agree     curve resnet50 at 25 % accuracy: A 0.7000 [0.6600, 0.7400]  B 0.7000 [0.6600, 0.7400]",
         "agree     curve resnet50 at 100 % accuracy: A 0.9000 [0.8800, 0.9200]  B 0.9000 [0.8800, 0.9200]",
         "DISAGREE  curve pair vit_vs_resnet50: only in A",
-        "10 checks: 8 agree, 2 disagree"]
+        "10 checks: 8 agree, 0 soft, 2 disagree"]
     assert run(tmp_path, lost, with_curve(summary())) == 1
     assert disagreements(capsys.readouterr().out) == ["DISAGREE  curve point vit at 25 %: only in B",
                                                       "DISAGREE  curve pair vit_vs_resnet50: only in B"]
     assert run(tmp_path, lost, copy.deepcopy(lost)) == 0  # neither has curve pairs: nothing to compare there
-    assert capsys.readouterr().out.splitlines()[-1] == "8 checks: 8 agree, 0 disagree"
+    assert capsys.readouterr().out.splitlines()[-1] == "8 checks: 8 agree, 0 soft, 0 disagree"
+
+
+def legacy_curve_point(x: float, better: str | None) -> dict:
+    """A pair's point on the data-size curve as written before the three verdicts."""
+    diff = {"vit": 0.05, "resnet50": -0.05, None: 0.01}[better]
+    return {"x": x, "n": 3, "diff_mean": diff, "diff_ci_low": diff - 0.02, "diff_ci_high": diff + 0.02,
+            "t_p": 0.3 if better is None else 0.004, "t_p_holm": 0.3 if better is None else 0.008,
+            "significant": better is not None, "better": better}
+
+
+def test_each_curve_point_verdict_is_compared_three_ways(tmp_path, capsys):
+    """The pair's verdict at every training size: opposite winners disagree, undecided against a decision is soft."""
+    a = with_curve(summary(), points=[verdict_pair("better", "resnet50", x=21.0), verdict_pair("undecided", x=84.0)])
+    b = with_curve(summary(), points=[verdict_pair("better", "vit", x=21.0), verdict_pair("better", "vit", x=84.0)])
+    assert run(tmp_path, a, b) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-4:] == [
+        "agree     curve vit_vs_resnet50: A no supported crossing  B no supported crossing",
+        "DISAGREE  curve vit_vs_resnet50 at 21 images per class: A resnet50 better on accuracy  B vit better on accuracy",
+        "SOFT      curve vit_vs_resnet50 at 84 images per class: A undecided on accuracy  B vit better on accuracy",
+        "12 checks: 10 agree, 1 soft, 1 disagree"]
+    b["data_size"]["pairs"]["vit_vs_resnet50"]["points"][0] = verdict_pair("equivalent", x=21.0)
+    assert run(tmp_path, a, b) == 1  # better against equivalent at one size
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  curve vit_vs_resnet50 at 21 images per class: A resnet50 better on accuracy  B equivalent on accuracy"]
+    b["data_size"]["pairs"]["vit_vs_resnet50"]["points"][0] = verdict_pair("better", "resnet50", x=21.0)
+    assert run(tmp_path, a, b) == 0  # the rest agrees: the one soft difference does not fail the check
+    assert capsys.readouterr().out.splitlines()[-1] == "12 checks: 11 agree, 1 soft, 0 disagree"
+
+
+def test_curve_point_verdicts_are_matched_by_size_or_by_position(tmp_path, capsys):
+    points = [verdict_pair("better", "resnet50", x=21.0), verdict_pair("better", "vit", x=84.0)]
+    a, b = with_curve(summary(), points=points), with_curve(summary(), points=points[::-1])
+    assert run(tmp_path, a, b) == 0  # by x, not by position
+    assert capsys.readouterr().out.splitlines()[-1] == "12 checks: 12 agree, 0 soft, 0 disagree"
+    b["data_size"]["pairs"]["vit_vs_resnet50"]["points"] = points[:1]
+    assert run(tmp_path, a, b) == 1  # a size only one report has stays a disagreement
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  curve point vit_vs_resnet50 at 84 images per class: only in A"]
+    unsized = [{k: v for k, v in p.items() if k != "x"} for p in points]
+    a, b = with_curve(summary(), points=unsized), with_curve(summary(), points=unsized[::-1])
+    assert run(tmp_path, a, b) == 1  # neither has x: matched by position
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  curve vit_vs_resnet50 at point 1: A resnet50 better on accuracy  B vit better on accuracy",
+        "DISAGREE  curve vit_vs_resnet50 at point 2: A vit better on accuracy  B resnet50 better on accuracy"]
+
+
+def test_curve_points_from_before_the_three_verdicts_still_compare(tmp_path, capsys):
+    old = with_curve(summary(), points=[legacy_curve_point(21.0, None), legacy_curve_point(84.0, "vit")])
+    new = with_curve(summary(), points=[verdict_pair("equivalent", x=21.0), verdict_pair("better", "vit", x=84.0)])
+    assert run(tmp_path, old, new) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-3:] == [
+        "SOFT      curve vit_vs_resnet50 at 21 images per class: A undecided on accuracy  B equivalent on accuracy",
+        "agree     curve vit_vs_resnet50 at 84 images per class: A vit better on accuracy  B vit better on accuracy",
+        "12 checks: 11 agree, 1 soft, 0 disagree"]
+    new["data_size"]["pairs"]["vit_vs_resnet50"]["points"][1] = verdict_pair("better", "resnet50", x=84.0)
+    assert run(tmp_path, old, new) == 1
+    assert disagreements(capsys.readouterr().out) == [
+        "DISAGREE  curve vit_vs_resnet50 at 84 images per class: A vit better on accuracy  B resnet50 better on accuracy"]
 
 
 def test_curve_points_show_their_own_interval(tmp_path, capsys):
@@ -341,6 +504,14 @@ def test_curve_points_show_their_own_interval(tmp_path, capsys):
     (lambda d: d["pairs"].update(vit_vs_deit="vit better"), "pairs.vit_vs_deit needs 'better' (a model name or null)"),
     (lambda d: d.update(data_size=[]), "data_size needs 'metric', a 'curve' list of points with model, "
                                        "train_percent and <metric>_mean, and 'pairs'"),
+    (lambda d: d["pairs"].update(vit_vs_resnet50=verdict_pair("better")),
+     "pairs.vit_vs_resnet50: verdict 'better' needs 'better' to be a model name"),
+    (lambda d: d["pairs"].update(vit_vs_resnet50={**verdict_pair("equivalent"), "better": "vit"}),
+     "pairs.vit_vs_resnet50: verdict 'equivalent' needs 'better' to be null"),
+    (lambda d: d.update(data_size=with_curve(d, points=[{"x": 21.0, "better": 1}])["data_size"]),
+     "data_size.pairs.vit_vs_resnet50.points[0] needs 'better' (a model name or null)"),
+    (lambda d: d.update(data_size={**with_curve(d)["data_size"], "pairs": {"vit_vs_resnet50": {"points": {}}}}),
+     "data_size.pairs.vit_vs_resnet50 needs a 'points' list"),
 ])
 def test_malformed_fields_are_named_in_the_error(tmp_path, capsys, change, message):
     """Each malformed field is reported as the file and the field, not a traceback."""
