@@ -70,7 +70,7 @@ def review(base: str) -> str:
     summary = Path("metrics/comparison.json")
     if summary.is_file():
         data = json.loads(summary.read_text(encoding="utf-8"))
-        verdicts = [f"- {pair['verdict']}" for pair in data.get("pairs", {}).values()]
+        verdicts = [f"- {pair['sentence']}" for pair in data.get("pairs", {}).values()]
         statement = data.get("data_size", {}).get("statement")
         parts.append(section("Verdicts", "\n".join(verdicts + ([f"- Data size: {statement}"] if statement else [])),
                              "No pair of models."))

@@ -44,6 +44,20 @@ def t_interval(values, confidence=0.95):
     return mean, sd, low, high
 
 
+Y_TRUE = np.arange(12) % 3  # the test labels the unit tests' runs predict
+
+
+def same_predictions(runs: pd.DataFrame, by_percent: bool = False) -> dict:
+    """Every run predicts the same labels on the test images: the test-image variance of every difference is
+    0, so a verdict's interval is the paired t interval over seeds and its p the paired t-test's."""
+    frame = pd.DataFrame({"pred_label": (Y_TRUE + np.arange(12) // 9) % 3})
+    keys = zip(runs["model"], runs["seed"], runs["train_percent"])
+    return {((m, s, p) if by_percent else (m, s)): {"predictions": frame} for m, s, p in keys}
+
+
+CFG = {"primary_metric": "accuracy", "alpha": 0.05, "margin": 0.02, "looks": 1}
+
+
 def run_rows(rows: list[dict]) -> pd.DataFrame:
     """A runs table (report_runs.runs_table's columns); unspecified numbers are 0."""
     return pd.DataFrame([{c: 0 for c in COLUMNS} | row for row in rows], columns=list(COLUMNS))
@@ -87,13 +101,14 @@ def test_every_interval_and_verdict_uses_the_reports_confidence_level(monkeypatc
     d = np.array([0.80, 0.90, 0.86]) - np.array([0.60, 0.75, 0.70])
     _, _, low, high = t_interval(d, 0.80)
     mcn = {"vit_vs_cnn": {"b": [0] * 3, "c": [0] * 3, "p": [1.0] * 3, "p_holm": [1.0] * 3}}
-    pair = pair_statistics(["vit", "cnn"], runs, [0, 1, 2], mcn, {"primary_metric": "accuracy", "alpha": 0.05})
-    assert (pair["vit_vs_cnn"]["diff_ci_low"], pair["vit_vs_cnn"]["diff_ci_high"]) == pytest.approx((low, high))
-    assert "(80% CI " in pair["vit_vs_cnn"]["verdict"]
+    pair = pair_statistics(["vit", "cnn"], runs, [0, 1, 2], mcn, CFG, same_predictions(runs), Y_TRUE, 3)
+    assert (pair["vit_vs_cnn"]["ci_low"], pair["vit_vs_cnn"]["ci_high"]) == pytest.approx((low, high))
+    assert "(80% CI " in pair["vit_vs_cnn"]["sentence"]
 
-    cfg = {"primary_metric": "accuracy", "alpha": 0.05, "percents": [100]}
-    point = data_size_statistics(runs, ["vit", "cnn"], [0, 1, 2], cfg)["pairs"]["vit_vs_cnn"]["points"][0]
-    assert (point["diff_ci_low"], point["diff_ci_high"]) == pytest.approx((low, high))
+    cfg = {**CFG, "percents": [100]}
+    point = data_size_statistics(same_predictions(runs, True), runs, ["vit", "cnn"], [0, 1, 2], cfg, Y_TRUE,
+                                 3)["pairs"]["vit_vs_cnn"]["points"][0]
+    assert (point["ci_low"], point["ci_high"]) == pytest.approx((low, high))
 
 
 # --- report_stats: McNemar per run ----------------------------------------------------------
@@ -155,8 +170,9 @@ def test_pair_statistics_pair_runs_by_seed_and_count_significant_mcnemar_runs():
     mcn = {key: {"b": [1, 2, 3], "c": [4, 5, 6], "p": [0.01, 0.02, 0.3], "p_holm": p_holm}
            for key, p_holm in (("vit_vs_cnn", [0.01, 0.05, 0.3]), ("vit_vs_res", [0.049, 0.0, 0.04]),
                                ("cnn_vs_res", [1.0, 1.0, 1.0]))}
-    pairs = pair_statistics(["vit", "cnn", "res"], run_rows(rows), seeds, mcn,
-                            {"primary_metric": "macro_f1", "alpha": 0.05})
+    runs = run_rows(rows)
+    pairs = pair_statistics(["vit", "cnn", "res"], runs, seeds, mcn, {**CFG, "primary_metric": "macro_f1"},
+                            same_predictions(runs), Y_TRUE, 3)
 
     assert list(pairs) == ["vit_vs_cnn", "vit_vs_res", "cnn_vs_res"]
     series = {"vit": vit, "cnn": cnn, "res": res}
@@ -166,38 +182,41 @@ def test_pair_statistics_pair_runs_by_seed_and_count_significant_mcnemar_runs():
         t_p[key] = stats.ttest_rel(a, b).pvalue
         assert pair["n"] == 3 and pair["metric"] == "macro_f1"
         assert pair["diff_mean"] == pytest.approx(np.mean(a - b))
-        assert pair["t_p"] == pytest.approx(t_p[key])
-        assert pair["wilcoxon_p"] == pytest.approx(stats.wilcoxon(a - b).pvalue)
+        # No test-image variance here (every run predicts alike): the paired t-test over seeds.
+        assert pair["image_se"] == 0 and pair["p_diff"] == pytest.approx(t_p[key])
     holm = multipletests(list(t_p.values()), method="holm")[1]
-    assert [p["t_p_holm"] for p in pairs.values()] == pytest.approx(list(holm))
+    assert [p["p_diff_holm"] for p in pairs.values()] == pytest.approx(list(holm))
 
     # McNemar: the per-run tests carried over, and how many runs are significant at alpha (strictly below).
     assert pairs["vit_vs_cnn"]["mcnemar"] == {**mcn["vit_vs_cnn"], "significant_runs": 1, "runs": 3}
     assert pairs["vit_vs_res"]["mcnemar"]["significant_runs"] == 3
     assert pairs["cnn_vs_res"]["mcnemar"]["significant_runs"] == 0
-    # The verdict names the metric as the report does and reads the Holm-corrected t-test.
+    # The sentence names the metric as the report does; undecided says what would decide it.
     d = np.array([0.10, 0.05, 0.07])
     _, _, low, high = t_interval(d)
-    assert pairs["vit_vs_cnn"]["verdict"] == (
-        f"no significant difference between vit and cnn on macro-F1: vit - cnn = +0.073 "
-        f"(95% CI {low:+.3f} to {high:+.3f}; paired t-test over 3 runs, Holm-corrected p = {holm[0]:.2g})")
+    pair = pairs["vit_vs_cnn"]
+    assert pair["verdict"] == "undecided" and pair["runs_needed"] > 3
+    assert pair["sentence"] == (
+        f"vit vs cnn on macro-F1: undecided, vit - cnn = +0.073 (95% CI {low:+.3f} to {high:+.3f}; 3 runs per "
+        f"model); about {pair['runs_needed']} runs per model would likely decide it")
 
 
 def test_pair_statistics_verdict_is_significant_below_alpha():
     rows = [{"model": m, "seed": s, "accuracy": v}
             for m, base in (("big", 0.9), ("small", 0.7)) for s, v in zip((0, 1, 2), (base, base + 0.01, base - 0.01))]
     mcn = {"big_vs_small": {"b": [5, 5, 5], "c": [0, 0, 0], "p": [0.06] * 3, "p_holm": [0.06] * 3}}
-    pair = pair_statistics(["big", "small"], run_rows(rows), [0, 1, 2], mcn,
-                           {"primary_metric": "accuracy", "alpha": 0.05})["big_vs_small"]
-    # Every difference is exactly 0.2 (up to float rounding): t_p is 0 and the pair is significant.
-    assert pair["significant"] and pair["better"] == "big"
-    assert pair["verdict"] == ("big better than small on accuracy by +0.200 (95% CI +0.200 to +0.200; "
-                               "paired t-test over 3 runs, Holm-corrected p = 0)")
+    runs = run_rows(rows)
+    pair = pair_statistics(["big", "small"], runs, [0, 1, 2], mcn, CFG, same_predictions(runs), Y_TRUE,
+                           3)["big_vs_small"]
+    # Every difference is exactly 0.2 (up to float rounding) and no test-image variance: p is 0, "better".
+    assert pair["verdict"] == "better" and pair["better"] == "big"
+    assert pair["sentence"] == ("big better than small on accuracy by +0.200 (95% CI +0.200 to +0.200; "
+                                "3 runs per model, Holm p = 0)")
     assert pair["mcnemar"]["significant_runs"] == 0  # 0.06 is not below 0.05
     # With alpha above the McNemar p-values every run counts, and the verdict does not change.
-    pair = pair_statistics(["big", "small"], run_rows(rows), [0, 1, 2], mcn,
-                           {"primary_metric": "accuracy", "alpha": 0.1})["big_vs_small"]
-    assert pair["mcnemar"]["significant_runs"] == 3 and pair["significant"]
+    pair = pair_statistics(["big", "small"], runs, [0, 1, 2], mcn, {**CFG, "alpha": 0.1}, same_predictions(runs),
+                           Y_TRUE, 3)["big_vs_small"]
+    assert pair["mcnemar"]["significant_runs"] == 3 and pair["verdict"] == "better"
 
 
 # --- report_stats: the data-size curve ------------------------------------------------------
@@ -253,15 +272,18 @@ def test_curve_records_keep_one_metric_with_missing_spread_as_none():
                                                           "accuracy_std", "accuracy_ci_low", "accuracy_ci_high"]
 
 
+def size_statistics(runs: pd.DataFrame, seeds: list[int], **cfg) -> dict:
+    return data_size_statistics(same_predictions(runs, True), runs, ["vit", "cnn"], seeds, {**CFG, **cfg}, Y_TRUE, 3)
+
+
 def test_data_size_statistics_compare_pairs_at_every_size_and_read_the_crossing():
     runs = size_runs()
     runs = runs[runs["train_percent"] != 50]  # every model at every size
-    cfg = {"primary_metric": "accuracy", "alpha": 0.05, "percents": [10, 100]}
-    out = data_size_statistics(runs, ["vit", "cnn"], [0, 1, 2], cfg)
+    out = size_statistics(runs, [0, 1, 2], percents=[10, 100])
     assert list(out) == ["metric", "x", "percents", "pairs", "statement"]
     assert (out["metric"], out["x"], out["percents"]) == ("accuracy", "training images per class", [10, 100])
     points = out["pairs"]["vit_vs_cnn"]["points"]
-    assert [p["x"] for p in points] == [2.0, 20.0]
+    assert [(p["x"], p["train_percent"]) for p in points] == [(2.0, 10), (20.0, 100)]
     # Paired by seed, whatever the rows' order: seed 0, 1, 2.
     small = np.array([0.40, 0.42, 0.44]) - np.array([0.60, 0.61, 0.65])
     large = np.array([0.94, 0.90, 0.92]) - np.array([0.80, 0.79, 0.81])
@@ -269,44 +291,39 @@ def test_data_size_statistics_compare_pairs_at_every_size_and_read_the_crossing(
     holm = multipletests(t_p, method="holm")[1]
     for point, d, p, ph in zip(points, (small, large), t_p, holm):
         assert point["diff_mean"] == pytest.approx(d.mean()) and point["n"] == 3
-        assert point["t_p"] == pytest.approx(p) and point["t_p_holm"] == pytest.approx(ph)
-    assert [p["better"] for p in points] == ["cnn", "vit"]
+        assert point["p_diff"] == pytest.approx(p) and point["p_diff_holm"] == pytest.approx(ph)
+    assert [(p["verdict"], p["better"]) for p in points] == [("better", "cnn"), ("better", "vit")]
+    assert out["pairs"]["vit_vs_cnn"]["crossing"]["winner"] == "vit"
     assert out["statement"] == (
         f"vit overtakes cnn on accuracy between 2 and 20 training images per class (cnn better by "
-        f"{-small.mean():+.3f} at 2, Holm p = {holm[0]:.2g}; vit better by {large.mean():+.3f} at 20, "
-        f"Holm p = {holm[1]:.2g}).")
+        f"{-small.mean():+.3f} at 2, vit by {large.mean():+.3f} at 20).")
 
 
 def test_data_size_statistics_with_macro_f1_name_the_metric_as_the_report_does():
     runs = size_runs().assign(macro_f1=lambda f: f["accuracy"])
     runs = runs[runs["train_percent"] == 100]
-    cfg = {"primary_metric": "macro_f1", "alpha": 0.05, "percents": [10, 100]}
-    statement = data_size_statistics(runs, ["vit", "cnn"], [0, 1, 2], cfg)["statement"]
-    assert statement == ("No crossing is supported by the runs: vit is significantly better than cnn on "
-                         "macro-F1 at 20 training images per class.")
+    statement = size_statistics(runs, [0, 1, 2], primary_metric="macro_f1", percents=[10, 100])["statement"]
+    assert statement == "vit better than cnn on macro-F1 at every size."
 
 
 def test_data_size_statistics_with_one_size_say_so():
     runs = size_runs()
     runs = runs[runs["train_percent"] == 100]
-    cfg = {"primary_metric": "accuracy", "alpha": 0.05, "percents": [100]}
-    out = data_size_statistics(runs, ["vit", "cnn"], [0, 1, 2], cfg)
+    out = size_statistics(runs, [0, 1, 2], percents=[100])
     assert out["statement"] == ("One training-set size only (100 % of each class's training images): "
                                 "list more in `study.train_percent` for a data-size curve.")
     assert [p["x"] for p in out["pairs"]["vit_vs_cnn"]["points"]] == [20.0]
 
 
-def test_data_size_statistics_with_a_single_seed_compare_the_single_runs():
+def test_data_size_statistics_with_a_single_seed_leave_every_point_undecided():
     runs = size_runs()
     runs = runs[runs["seed"] == 0]  # one run per size; cnn alone also has 10 images per class
-    cfg = {"primary_metric": "accuracy", "alpha": 0.05, "percents": [10, 50, 100]}
-    out = data_size_statistics(runs, ["vit", "cnn"], [0], cfg)
+    out = size_statistics(runs, [0], percents=[10, 50, 100])
     points = out["pairs"]["vit_vs_cnn"]["points"]
-    assert [(p["x"], p["n"], p["t_p"]) for p in points] == [(2.0, 1, None), (20.0, 1, None)]  # sizes both have
+    assert [(p["x"], p["n"], p["p_diff"], p["verdict"]) for p in points] == [
+        (2.0, 1, None, "undecided"), (20.0, 1, None, "undecided")]  # the sizes both have
     assert [p["diff_mean"] for p in points] == pytest.approx([0.40 - 0.60, 0.94 - 0.80])
-    assert out["statement"] == ("No crossing is supported by the runs: vit vs cnn is not testable with a single run "
-                                "per size (the single runs of vit and cnn cross between 2 and 20 training images "
-                                "per class).")
+    assert out["statement"] == "vit vs cnn: undecided at 2 and 20."
 
 
 def test_rounded_keeps_six_significant_digits_through_dicts_and_lists():
@@ -370,24 +387,34 @@ def test_summary_table_one_row_per_model_with_each_columns_format():
 
 
 def pair_result(**over):
-    base = {"n": 3, "diff_mean": 0.0123, "diff_ci_low": -0.004, "diff_ci_high": 0.02871, "t_p": 0.01234,
-            "t_p_holm": 0.0456, "wilcoxon_p": 0.25, "wilcoxon_p_holm": 0.5,
+    base = {"a": "vit", "b": "res_net", "n": 3, "diff_mean": 0.0123, "ci_low": -0.004, "ci_high": 0.02871,
+            "seed_sd": 0.00661, "image_se": 0.01, "p_diff": 0.01234, "p_diff_holm": 0.0456, "p_equiv": 0.25,
+            "p_equiv_holm": 0.5, "margin": 0.02, "verdict": "better", "better": "vit", "runs_needed": None,
             "mcnemar": {"significant_runs": 2, "runs": 3, "p_holm": [0.001234, 0.04, 0.5]}}
     return base | over
 
 
 def test_pairs_table_cells():
     table = pairs_table({"vit_vs_res_net": pair_result(),
-                         "a_vs_b": pair_result(n=1, diff_mean=0.1, diff_ci_low=None, diff_ci_high=None, t_p=None,
-                                               t_p_holm=None, wilcoxon_p=None, wilcoxon_p_holm=None,
-                                               mcnemar={"significant_runs": 0, "runs": 1, "p_holm": [1.0]})})
+                         "a_vs_b": pair_result(n=1, diff_mean=0.1, ci_low=None, ci_high=None, seed_sd=None,
+                                               p_diff=None, p_diff_holm=None, p_equiv=None, p_equiv_holm=None,
+                                               verdict="undecided", better=None, runs_needed=None,
+                                               mcnemar={"significant_runs": 0, "runs": 1, "p_holm": [1.0]}),
+                         "c_vs_d": pair_result(verdict="equivalent", better=None),
+                         "e_vs_f": pair_result(verdict="undecided", better=None, runs_needed=7)})
     assert table.to_dict(orient="records") == [
-        {"pair": "vit vs res_net", "runs": 3, "mean diff [95% CI]": "+0.0123 [-0.0040, +0.0287]",
-         "paired t p (Holm)": "0.012 (0.046)", "Wilcoxon p (Holm)": "0.25 (0.5)",
-         "McNemar significant runs (Holm)": "2 of 3", "McNemar p per run (Holm)": "0.0012, 0.04, 0.5"},
-        {"pair": "a vs b", "runs": 1, "mean diff [95% CI]": "n/a", "paired t p (Holm)": "n/a (n/a)",
-         "Wilcoxon p (Holm)": "n/a (n/a)", "McNemar significant runs (Holm)": "0 of 1",
-         "McNemar p per run (Holm)": "1"}]
+        {"pair": "vit vs res_net", "runs": 3, "verdict": "vit better", "mean diff [95% CI]": "+0.0123 [-0.0040, +0.0287]",
+         "sd over seeds": "0.0066", "test-image SE": "0.0100", "p differ (Holm)": "0.046",
+         "p equivalent (TOST, Holm)": "0.5", "McNemar significant runs (Holm)": "2 of 3"},
+        {"pair": "a vs b", "runs": 1, "verdict": "undecided", "mean diff [95% CI]": "n/a", "sd over seeds": "n/a",
+         "test-image SE": "0.0100", "p differ (Holm)": "n/a", "p equivalent (TOST, Holm)": "n/a",
+         "McNemar significant runs (Holm)": "0 of 1"},
+        {"pair": "c vs d", "runs": 3, "verdict": "equivalent (±0.02)", "mean diff [95% CI]": "+0.0123 [-0.0040, +0.0287]",
+         "sd over seeds": "0.0066", "test-image SE": "0.0100", "p differ (Holm)": "0.046",
+         "p equivalent (TOST, Holm)": "0.5", "McNemar significant runs (Holm)": "2 of 3"},
+        {"pair": "e vs f", "runs": 3, "verdict": "undecided, ~7 runs", "mean diff [95% CI]": "+0.0123 [-0.0040, +0.0287]",
+         "sd over seeds": "0.0066", "test-image SE": "0.0100", "p differ (Holm)": "0.046",
+         "p equivalent (TOST, Holm)": "0.5", "McNemar significant runs (Holm)": "2 of 3"}]
 
 
 def test_data_size_table_shows_the_curve_with_spreads():

@@ -17,7 +17,7 @@ COST = "metrics/cost/eval/vit/100pct/s0.json"
 def write_results(repo, accuracy: float, seconds: float, verdict: str) -> None:
     for rel, data in ((RUN, {"accuracy": accuracy, "num_test_images": 10}), (COST, {"eval_time_s": seconds}),
                       ("metrics/comparison.json", {"models": {"vit": {"accuracy": {"mean": accuracy}}},
-                                                   "pairs": {"vit vs cnn": {"verdict": verdict}},
+                                                   "pairs": {"vit vs cnn": {"verdict": "better", "sentence": verdict}},
                                                    "data_size": {"statement": "One training-set size only."}})):
         (repo / rel).parent.mkdir(parents=True, exist_ok=True)
         (repo / rel).write_text(json.dumps(data))

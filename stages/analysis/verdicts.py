@@ -37,7 +37,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.multitest import multipletests
+
+from stages.analysis.over_runs import holm_keeping_none
 
 POWER = 0.8  # the chance of a decision that "runs needed" promises
 MAX_RUNS = 100  # beyond this many runs per model, "runs needed" says "more than 100"
@@ -198,16 +199,6 @@ def runs_needed(diff: float, seed_sd: float, image_var: float, n_images: int | N
 
 # ---- a family of pairs ---------------------------------------------------------------------------
 
-def holm(p_values: Sequence[float | None]) -> list[float | None]:
-    """Holm-adjusted p-values in input order; a None (untestable) stays None and does not count."""
-    present = [i for i, p in enumerate(p_values) if p is not None]
-    if not present:
-        return [None] * len(p_values)
-    adjusted = dict(zip(present, (float(p) for p in multipletests([p_values[i] for i in present],
-                                                                   method="holm")[1])))
-    return [adjusted.get(i) for i in range(len(p_values))]
-
-
 def decide(points: list[dict], alpha: float, looks: int = 1) -> list[dict]:
     """Holm over the family (each test kind apart), then each point's verdict; updates ``points``.
 
@@ -218,7 +209,7 @@ def decide(points: list[dict], alpha: float, looks: int = 1) -> list[dict]:
     """
     level = alpha / looks
     for kind in ("p_diff", "p_equiv"):
-        for point, p in zip(points, holm([pt[kind] for pt in points])):
+        for point, p in zip(points, holm_keeping_none([pt[kind] for pt in points])):
             point[f"{kind}_holm"] = p
     testable = sum(pt["p_diff"] is not None for pt in points)
     for pt in points:
