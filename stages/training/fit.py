@@ -33,6 +33,10 @@ class ModelTraining(Schema):
     optimizer: Literal[OPTIMIZERS]
     learning_rate: float = Field(gt=0)
     early_stopping: EarlyStopping = EarlyStopping()
+    # Added to the run's seed for this model's training randomness (initialisation, shuffling),
+    # never for its training subset: two identical entries with different offsets differ as two
+    # honest runs do, on the same images (the A/A check of the verdicts, tests/test_verdicts_aa.py).
+    seed_offset: int = Field(0, ge=0)
 
 
 def parse_model_params(name: str, values: dict, image_sizes: list[int]) -> dict:
