@@ -279,8 +279,11 @@ def runs_advice(pair: dict) -> str:
     needed = pair.get("runs_needed")
     if needed is not None:
         return f"about {needed} runs per model would likely decide it"
+    images = f"{pair['n_images']} test images" if pair.get("n_images") else "test images"
     if pair["seed_sd"] is not None and runs_needed(pair["diff_mean"], pair["seed_sd"], 0.0, None, pair["margin"],
                                                    pair["alpha_power"], pair["n"] + 1) is not None:
-        return (f"more runs alone will not decide it: the test images' sampling error (standard error "
-                f"{pair['image_se']:.3f}) is too large for the margin; a larger test set would")
-    return f"even {MAX_RUNS} runs per model would likely not decide it at this spread"
+        return (f"more runs alone will not decide it: the {images} carry a sampling error (SE "
+                f"{pair['image_se']:.3f}) too large for the margin ±{pair['margin']:g}; a larger test set would")
+    return (f"even {MAX_RUNS} runs per model would likely not decide it: the runs spread by {pair['seed_sd']:.3f} "
+            f"(sd over seeds) and the {images} add a sampling error of {pair['image_se']:.3f}, against a "
+            f"margin of ±{pair['margin']:g}")
