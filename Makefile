@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stage commands call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install test-deps repro test test-fast dag params check review prune bench clean
+.PHONY: install test-deps repro test test-fast dag params check review prune decide bench clean
 
 install: $(VENV)/.installed
 
@@ -50,6 +50,10 @@ review: install
 # make prune (DRY=1 lists them only)
 prune: install
 	$(BIN)/python -m stages.prune $(if $(DRY),--dry-run)
+
+# Add seeds, a cached `dvc exp run` per look, until every pair is decided: make decide ARGS="--set +experiment=dogs13"
+decide: install
+	$(BIN)/python -m stages.decide $(ARGS)
 
 # Validate a preset and check its dataset and weights: make check EXP=dogs13
 check: install

@@ -171,10 +171,13 @@ def model_stage_params(stage: str, argv: list[str] | None = None) -> tuple[str, 
 
 class Study(Schema):
     """``study``: the training seeds and training-set sizes (percent of each class's training
-    images; 100 = every image)."""
+    images; 100 = every image); ``max_seeds`` and ``seed_step``: the schedule of ``make decide``
+    (stages/decide.py: at most ``max_seeds`` runs per model, ``seed_step`` seeds added per look)."""
 
     seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
     train_percent: list[Annotated[int, Field(ge=1, le=100)]] = Field(min_length=1)
+    max_seeds: int = Field(10, ge=1)
+    seed_step: int = Field(2, ge=1)
 
     @field_validator("seeds", "train_percent")
     @classmethod
