@@ -35,3 +35,29 @@ def test_shipped_verdicts_keep_the_family_wise_false_better_rate_and_find_a_real
     # A 5-point difference, 1000 test images, 5 runs: found in ~0.9 of these studies (today's t-test: ~0.9 too).
     real = sim.simulate(sim.World(), 1000, 0.05, 100, runs=(5,), seed=1)["shipped", 5]
     assert (real["sign"] > 0).mean() > 0.5 and not (real["sign"] < 0).any()
+
+
+def readme_table(csv_path: Path) -> str:
+    """The README's table of the simulation, built from the committed CSV (one row per method x N x n)."""
+    import csv
+
+    with csv_path.open(newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["design"] == "fixed"]
+    at = {(r["method"], r["N"], r["n"], float(r["delta"])): r for r in rows}
+    lines = ['| method | test images | runs | false "better", 3 equal models | "equivalent" when equal | '
+             '95 % CI covers the truth | power at 1 / 2 / 5 points |', "|---|---|---|---|---|---|---|"]
+    for method, label in (("shipped", "three verdicts (shipped)"), ("t-test", "paired t over seeds (before)")):
+        for size in ("180", "1000"):
+            for n in ("3", "5", "10"):
+                null = at[method, size, n, 0.0]
+                power = " / ".join(f"{float(at[method, size, n, d]['better_right']):.2f}" for d in (0.01, 0.02, 0.05))
+                equivalent = f"{float(null['equivalent']):.3f}" if null["equivalent"] else "n/a"
+                lines.append(f"| {label} | {int(size):,} | {n} | {float(null['false_better_family']):.3f} | "
+                             f"{equivalent} | {float(null['coverage']):.3f} | {power} |")
+    return "\n".join(lines)
+
+
+def test_the_readme_table_is_the_committed_csv():
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- verdict_simulation.csv -->\n", 1)[1].split("\n<!-- /verdict_simulation.csv -->", 1)[0]
+    assert table == readme_table(Path(__file__).parents[1] / "benchmarks" / "verdict_simulation.csv")
