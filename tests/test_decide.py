@@ -120,7 +120,7 @@ def test_a_pair_that_more_runs_will_not_decide_gets_the_reports_advice(in_repo, 
 
     assert dec.main(["--set", "study.max_seeds=3"], runner=report) == 0
     advice = runs_advice({**evidence, "n": 3})
-    assert advice.startswith("more runs alone will not decide it: the test images' sampling error")
+    assert advice.startswith("more runs alone will not decide it: the test images carry a sampling error")
     assert f"a_vs_b: undecided at the cap (3 runs per model): {advice}" in capsys.readouterr().out
 
 

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 import yaml
 
 from conftest import make_prepared_store, run
@@ -66,7 +67,9 @@ def test_train_writes_model_metrics_and_dvclive_curves(prepared, tmp_path, monke
         "model_size_mb", "model_file_mb",
     }
     assert set(cost) == {"fit_time_s", "time_per_trainable_param", "train_img_per_s", "train_cpu_cores",
-                         "features_time_s", "stored_features_time_s"}  # every timing, and only timings
+                         "features_time_s", "stored_features_time_s", "platform"}  # timings and what ran them
+    assert set(cost["platform"]) == {"cpu", "cpu_cores", "isa", "gpus", "onednn", "tensorflow", "keras", "python", "os"}
+    assert cost["platform"]["tensorflow"] == tf.__version__ and cost["platform"]["keras"] == keras.__version__
     eval_cost = json.loads((tmp_path / "metrics/cost/eval/tiny/100pct/s0.json").read_text())
     assert set(eval_cost) == {"eval_time_s", "infer_img_per_s", "latency_ms_b1"}
     assert metrics == {**quality, **cost, **eval_cost}
