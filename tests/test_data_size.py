@@ -61,8 +61,7 @@ def test_the_sentence_says_where_a_model_pays_off_and_what_stays_open():
     assert out["vit_vs_cnn"]["points"][0]["runs_needed"] is None
     assert curve_sentence(out, "accuracy") == (
         "vit better than cnn on accuracy from 20 training images per class on; undecided at 2 (even 100 runs "
-        "per model would likely not decide it: the runs spread by 0.108 (sd over seeds) and the test images add a "
-        "sampling error of 0.000, against a margin of ±0.02).")
+        "per model would likely not decide it: the runs spread by 0.108 (sd over seeds), against a margin of ±0.02).")
     values["vit"][2.0] = [0.70, 0.72, 0.64]  # +0.067 at 2, spread 0.05: a count of runs would decide it
     out = curves(values)
     needed = out["vit_vs_cnn"]["points"][0]["runs_needed"]

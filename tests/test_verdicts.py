@@ -195,5 +195,9 @@ def test_sentence_for_undecided_says_what_would_decide_it():
     spread = compare_pairs({"a": [0.70, 0.90, 0.60, 0.95], "b": [0.80, 0.75, 0.85, 0.70]}, margin=0.02)["a_vs_b"]
     assert sentence(spread, "accuracy").endswith(
         f"even {verdicts.MAX_RUNS} runs per model would likely not decide it: the runs spread by "
-        f"{spread['seed_sd']:.3f} (sd over seeds) and the test images add a sampling error of 0.000, against a "
-        "margin of ±0.02")
+        f"{spread['seed_sd']:.3f} (sd over seeds), against a margin of ±0.02")
+    noisy_images = compare_pairs({"a": [0.70, 0.90, 0.60, 0.95], "b": [0.80, 0.75, 0.85, 0.70]}, margin=0.02,
+                                 image_var=lambda a, b: 0.01 ** 2, n_images=180)["a_vs_b"]
+    assert sentence(noisy_images, "accuracy").endswith(
+        f"the runs spread by {spread['seed_sd']:.3f} (sd over seeds) and the 180 test images add a sampling error "
+        "of 0.010, against a margin of ±0.02")

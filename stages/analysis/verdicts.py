@@ -311,6 +311,7 @@ def runs_advice(pair: dict) -> str:
                                                    pair["alpha_power"], pair["n"] + 1) is not None:
         return (f"more runs alone will not decide it: the {images} carry a sampling error (SE "
                 f"{pair['image_se']:.3f}) too large for the margin ±{pair['margin']:g}; a larger test set would")
+    images_part = (f" and the {images} add a sampling error of {pair['image_se']:.3f}"
+                   if pair["image_se"] >= 0.0005 else "")  # below that it prints as 0.000: none worth naming
     return (f"even {MAX_RUNS} runs per model would likely not decide it: the runs spread by {pair['seed_sd']:.3f} "
-            f"(sd over seeds) and the {images} add a sampling error of {pair['image_se']:.3f}, against a "
-            f"margin of ±{pair['margin']:g}")
+            f"(sd over seeds){images_part}, against a margin of ±{pair['margin']:g}")
