@@ -158,7 +158,8 @@ def test_whole_pipeline_runs_for_every_family_and_plots_render(repo_copy, tmp_pa
         assert f"plots_report_{figure}.png" in html
     report = (repo_copy / "plots/report.md").read_text()
     assert all(f"| {name} |" in report for name in families)
-    assert "paired t-test over 2 runs" in report
+    assert "2 runs per model" in report and "no significant difference" not in report
+    assert report.split("\n## ")[1].startswith("Summary\n\nOn these images (")  # the summary opens it
     for name in families:
         assert f"plots_explain_{name}.png" in html
     assert json.loads((repo_copy / "metrics/cost/explain.json").read_text())["seconds"] > 0
