@@ -409,10 +409,10 @@ def test_pairs_table_cells():
         {"pair": "a vs b", "runs": 1, "verdict": "undecided", "mean diff [95% CI]": "n/a", "sd over seeds": "n/a",
          "test-image SE": "0.0100", "p differ (Holm)": "n/a", "p equivalent (TOST, Holm)": "n/a",
          "McNemar significant runs (Holm)": "0 of 1"},
-        {"pair": "c vs d", "runs": 3, "verdict": "equivalent (±0.02)", "mean diff [95% CI]": "+0.0123 [-0.0040, +0.0287]",
+        {"pair": "c vs d", "runs": 3, "verdict": "equivalent within 0.02", "mean diff [95% CI]": "+0.0123 [-0.0040, +0.0287]",
          "sd over seeds": "0.0066", "test-image SE": "0.0100", "p differ (Holm)": "0.046",
          "p equivalent (TOST, Holm)": "0.5", "McNemar significant runs (Holm)": "2 of 3"},
-        {"pair": "e vs f", "runs": 3, "verdict": "undecided, ~7 runs", "mean diff [95% CI]": "+0.0123 [-0.0040, +0.0287]",
+        {"pair": "e vs f", "runs": 3, "verdict": "undecided (~7 runs)", "mean diff [95% CI]": "+0.0123 [-0.0040, +0.0287]",
          "sd over seeds": "0.0066", "test-image SE": "0.0100", "p differ (Holm)": "0.046",
          "p equivalent (TOST, Holm)": "0.5", "McNemar significant runs (Holm)": "2 of 3"}]
 

@@ -9,18 +9,10 @@ what a reader compares at a glance, a few values per model, with keys that read 
 
 from __future__ import annotations
 
+from stages.analysis import verdicts
 from stages.analysis.report_stats import rounded
 
 SUMMARY_STATS = ("mean", "ci_low", "ci_high")  # of the main metric, at the largest training size
-
-
-def verdict(pair: dict) -> str:
-    """A pair's verdict in a few words (the sentence is in metrics/comparison.json)."""
-    if pair["verdict"] == "better":
-        return f"{pair['better']} better"
-    if pair["verdict"] == "equivalent":
-        return f"equivalent within {pair['margin']:g}"
-    return "undecided" + (f" (~{pair['runs_needed']} runs)" if pair.get("runs_needed") else "")
 
 
 def study_summary(stats: dict, pairs: dict, primary: str) -> dict:
@@ -29,4 +21,4 @@ def study_summary(stats: dict, pairs: dict, primary: str) -> dict:
                      "fit_time_s": by_metric["fit_time_s"]["mean"]}
               for name, by_metric in stats.items()}
     best = max(stats, key=lambda name: stats[name][primary]["mean"])
-    return rounded({**models, "verdict": {key: verdict(pair) for key, pair in pairs.items()}, "best": best})
+    return rounded({**models, "verdict": {key: verdicts.short(pair) for key, pair in pairs.items()}, "best": best})

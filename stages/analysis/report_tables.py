@@ -12,6 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from stages.analysis import verdicts
 from stages.analysis.report_stats import PRIMARY_METRICS, SPREAD
 
 FORMATS = {"infer_img_per_s": ",.1f", "eval_time_s": ".2f", "latency_ms_b1": ".2f", "model_size_mb": ".2f",
@@ -58,18 +59,10 @@ def _p(value) -> str:
     return "n/a" if value is None else f"{value:.2g}"
 
 
-def _verdict_cell(p: dict) -> str:
-    if p["verdict"] == "better":
-        return f"{p['better']} better"
-    if p["verdict"] == "equivalent":
-        return f"equivalent (±{p['margin']:g})"
-    return "undecided" + (f", ~{p['runs_needed']} runs" if p.get("runs_needed") else "")
-
-
 def pairs_table(pairs: dict) -> pd.DataFrame:
     """One row per pair: the verdict, the mean difference with its interval, its two variance sources,
     both tests' Holm p-values and the per-run McNemar tests."""
-    rows = [{"pair": key.replace("_vs_", " vs "), "runs": p["n"], "verdict": _verdict_cell(p),
+    rows = [{"pair": key.replace("_vs_", " vs "), "runs": p["n"], "verdict": verdicts.short(p),
              "mean diff [95% CI]": "n/a" if p["ci_low"] is None else
              f"{p['diff_mean']:+.4f} [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}]",
              "sd over seeds": "n/a" if p["seed_sd"] is None else f"{p['seed_sd']:.4f}",

@@ -301,6 +301,15 @@ def sentence(pair: dict, metric_label: str, confidence: float = 0.95) -> str:
             f"to {pair['ci_high']:+.3f}; {runs} per model); {runs_advice(pair)}")
 
 
+def short(pair: dict) -> str:
+    """A decided pair in a few words: 'vit better', 'equivalent within 0.02', 'undecided (~12 runs)'."""
+    if pair["verdict"] == "better":
+        return f"{pair['better']} better"
+    if pair["verdict"] == "equivalent":
+        return f"equivalent within {pair['margin']:g}"
+    return "undecided" + (f" (~{pair['runs_needed']} runs)" if pair.get("runs_needed") else "")
+
+
 def runs_advice(pair: dict) -> str:
     """What would decide an undecided pair: about how many runs per model, or why runs will not."""
     needed = pair.get("runs_needed")
