@@ -39,7 +39,7 @@ from stages.core.compared_models import model_families
 from stages.core.errors import DataError, ParamError, run_stage
 from stages.core.files import atomic_output, write_json
 from stages.core.params import Schema, parse_section, stage_params, study_percents, study_seeds
-from stages.core.prepared import PREPARED, open_split
+from stages.core.prepared import PREPARED, images_by_path
 from stages.models import family_module, load_model
 
 OVERVIEW_ROWS = 3  # images in the overview: it has 1 + 2 x models columns already
@@ -145,14 +145,9 @@ def load(name: str, seed: int, inputs: Inputs, percent: int = layout.FULL, famil
 
 
 def selected_images(prepared: Path, size: int, paths: list[str], model_path: Path) -> np.ndarray:
-    """The images at ``paths`` from the prepared test split at ``size`` px, in that order."""
-    split = open_split("test", size, prepared, needed_by=model_path)
-    index = {p: i for i, p in enumerate(split.paths)}
-    missing = [p for p in paths if p not in index]
-    if missing:
-        raise DataError(f"{prepared}: test image {missing[0]} of the predictions is not in the prepared test split: "
-                        f"re-run `dvc repro` (predictions are stale)")
-    return np.asarray(split.images[[index[p] for p in paths]])
+    """The images at ``paths`` from the prepared store at ``size`` px, in that order (the run's test
+    images: the split stage's test split, or its seed's re-drawn one with ``study.vary_split``)."""
+    return images_by_path(paths, size, prepared, needed_by=model_path)
 
 
 def explain_model(name: str, labels: np.ndarray, paths: list[str], num_classes: int, cfg: dict,

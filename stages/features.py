@@ -7,9 +7,11 @@ base features. This stage computes them once, for the whole train and val splits
 ``train@<model>-*`` run takes its subset's rows (stages/training/frozen.py). Writes
 ``data/features/<model>/``: ``train.npy``, ``val.npy`` and ``meta.json``, or, for a model
 whose runs must compute their own (a base that trains, a randomly initialised frozen base,
-``train.cache_frozen_features: false``), only ``meta.json`` saying why.
+``train.cache_frozen_features: false``, or ``study.vary_split``: every run has its own train
+and val), only ``meta.json`` saying why.
 
-Params: ``models.<model>`` and ``train`` (the run flags: mixed precision changes the features).
+Params: ``models.<model>``, ``train`` (the run flags: mixed precision changes the features) and
+``study.vary_split``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import argparse
 
 from stages.core.errors import ParamError, run_stage
 from stages.core.layout import features_dir
-from stages.core.params import matrix_stage_params
+from stages.core.params import matrix_stage_params, study_vary_split
 from stages.core.prepared import PREPARED, open_split, read_meta
 from stages.models import check_options
 from stages.training.fit import parse_model_params, parse_run_params
@@ -37,13 +39,16 @@ def _extractor(cfg: dict, num_classes: int, name: str, seed: int):
     return None if parts is None else parts[0]
 
 
-def compute(name: str, cfg: dict, run: dict, prepared: str = PREPARED) -> dict:
+def compute(name: str, cfg: dict, run: dict, prepared: str = PREPARED, vary_split: bool = False) -> dict:
     """Write ``data/features/<name>/`` for ``models.<name>``; returns its meta.json content."""
     from stages.training.frozen import fingerprint, save_features, save_note
 
     folder = features_dir(name)
     if not run["cache_frozen_features"]:
         return save_note(folder, "train.cache_frozen_features is false")
+    if vary_split:
+        return save_note(folder, "study.vary_split is on: each run re-draws its train and val images and "
+                                 "computes their features itself")
     # An explicit `trainable` decides without importing the family (its module loads TensorFlow):
     # a stage that only writes this note then takes a second, not ten. train checks the options.
     trainable = cfg["options"].get("trainable")
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     if name not in params.get("models", {}):
         raise ParamError(f"models.{name}", "no such model in params.yaml")
     cfg = parse_model_params(name, params["models"][name], read_meta()["image_sizes"])
-    meta = compute(name, cfg, parse_run_params(params.get("train")))
+    meta = compute(name, cfg, parse_run_params(params.get("train")), vary_split=study_vary_split(params.get("study")))
     if meta["reusable"]:
         shapes = ", ".join(f"{s} {tuple(v['shape'])}" for s, v in meta["splits"].items())
         print(f"features@{name}: {shapes} -> {features_dir(name)}")

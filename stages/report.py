@@ -44,7 +44,7 @@ from pydantic import ConfigDict, Field
 from stages.analysis.report_figures import draw_figures, mean_curves, pooled_predictions
 from stages.analysis.report_markdown import comparison_markdown, report_markdown
 from stages.analysis.report_runs import (Inputs, check_same_runs, check_same_test_size, load_run_inputs, platforms,
-                                         runs_table, thumbnails)
+                                         runs_table, thumbnails, varied_split)
 from stages.analysis.report_stats import (CONFIDENCE, PRIMARY_METRICS, curve_records, data_size_statistics,
                                           data_size_table, mcnemar_runs, model_statistics, pair_statistics, rounded)
 from stages.analysis.report_summary import study_summary
@@ -107,27 +107,29 @@ def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Output
     data-size curve uses every size."""
     names, seeds, full, primary = list(cfg["families"]), cfg["seeds"], cfg["percents"][-1], cfg["primary_metric"]
     loaded = {(name, seed): load_run_inputs(name, seed, full, inputs) for name in names for seed in seeds}
-    check_same_runs(loaded, inputs, full)
-    frame = next(iter(loaded.values()))["predictions"]
-    class_names = [c[len("prob:"):] for c in frame.columns if c.startswith("prob:")]
     sized = {(name, seed, percent): (loaded[(name, seed)] if percent == full else
                                      load_run_inputs(name, seed, percent, inputs))
              for name in names for percent in cfg["percents"] for seed in seeds}
+    varied = varied_split(sized)
+    check_same_runs(loaded, inputs, full, varied)
+    frame = next(iter(loaded.values()))["predictions"]
+    class_names = [c[len("prob:"):] for c in frame.columns if c.startswith("prob:")]
     check_same_test_size(sized, len(frame), inputs)
     y_true, num_classes = frame["label"].to_numpy(), len(class_names)
     all_runs, runs = runs_table(sized, cfg["families"]), runs_table(loaded, cfg["families"])
     curve = data_size_table(all_runs, primary)
     stats = model_statistics(runs, (*QUALITY_SUMMARY, *TIMINGS))
-    pairs = pair_statistics(names, runs, seeds, mcnemar_runs(names, seeds, y_true, loaded), cfg, loaded, y_true,
-                            num_classes)
+    pairs = pair_statistics(names, runs, seeds, mcnemar_runs(names, seeds, loaded), cfg, loaded, y_true,
+                            num_classes, varied)
     best = max(names, key=lambda n: stats[n][primary]["mean"])
-    runs_of = {"confidence": CONFIDENCE, "seeds": seeds, "train_percent": full}
+    runs_of = {"confidence": CONFIDENCE, "seeds": seeds, "train_percent": full,
+               "split": "re-drawn per seed" if varied else "fixed"}
     summary = rounded({
         "primary_metric": primary, "alpha": cfg["alpha"], **runs_of, "best": best,
         "best_score": stats[best][primary]["mean"],
         "models": {n: {m: stats[n][m] for m in QUALITY_SUMMARY} for n in names}, "pairs": pairs,
         "platforms": platforms(sized),
-        "data_size": {**data_size_statistics(sized, all_runs, names, seeds, cfg, y_true, num_classes),
+        "data_size": {**data_size_statistics(sized, all_runs, names, seeds, cfg, y_true, num_classes, varied),
                       "curve": curve_records(curve, primary)}})
     cost = rounded({**runs_of, "models": {n: {m: stats[n][m] for m in TIMINGS} for n in names},
                     "data_size_curve": curve_records(curve, "fit_time_s")})

@@ -6,7 +6,9 @@ key of the ``models`` section of params.yaml, ``<p>`` one of ``study.train_perce
 combination). The run trains on ``p`` % of each class's training images, a nested subset
 (stages/training/subsets.py: a smaller subset of a seed is inside every larger one); validation
 is always the whole val split. The seed sets the new layers' initialisation, the subset's
-order, the shuffling and dropout. A model's keys are training settings (below) plus
+order, the shuffling and dropout; with ``study.vary_split`` also the run's train/val/test split,
+re-drawn from the same images with the same per-class counts (stages/core/prepared.py), the same
+for every model at that seed. A model's keys are training settings (below) plus
 the family's own options (see stages/models/<family>.py), e.g.::
 
     models:
@@ -50,8 +52,8 @@ from stages.core.errors import run_stage
 from stages.core.files import atomic_outputs, write_json_to
 from stages.core.layout import (FEATURES, FULL, curves_dir, eval_cost_path, features_dir, model_path,
                                 predictions_path, run_label, train_cost_path, train_metrics_path)
-from stages.core.params import model_stage_params
-from stages.core.prepared import PREPARED, open_split, read_meta
+from stages.core.params import model_stage_params, study_vary_split
+from stages.core.prepared import PREPARED, open_splits, read_meta
 from stages.models import build_model, count_params
 from stages.training.dataset import make_dataset
 from stages.training.distribute import mixed_precision_policy, pick_strategy
@@ -112,11 +114,14 @@ def deployable(model: keras.Model) -> keras.Model:
 
 
 def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PREPARED, *,
-          percent: int = FULL, features_root: Path = FEATURES, predict: dict | None = None) -> dict:
+          percent: int = FULL, features_root: Path = FEATURES, predict: dict | None = None,
+          vary_split: bool = False) -> dict:
     """Train ``models.<name>`` with ``seed`` on ``percent`` % of each class's training images
     (stages/training/subsets.py) and predict the test split with it; writes the model, the dvclive logs,
     the metrics and cost files, the test predictions and their cost. ``predict``: latency_warmup,
-    latency_runs (default 3, 30). Returns the metrics, cost and prediction-cost keys in one dict."""
+    latency_runs (default 3, 30). ``vary_split``: train, val and test re-drawn from ``seed``
+    (``study.vary_split``), the same for every model. Returns the metrics, cost and prediction-cost
+    keys in one dict."""
     predict = predict or {"latency_warmup": 3, "latency_runs": 30}
     label = f"train@{run_label(name, seed, percent)}"
     keras.utils.set_random_seed(seed + cfg["seed_offset"])
@@ -127,7 +132,8 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
     strategy = pick_strategy(run["strategy"])
 
     size, batch = cfg["image_size"], cfg["batch_size"]
-    train_split, val_split = open_split("train", size, prepared), open_split("val", size, prepared)
+    splits = open_splits(size, prepared, resample_seed=seed if vary_split else None)
+    train_split, val_split, test_split = splits["train"], splits["val"], splits["test"]
     num_classes = len(train_split.class_names)
     rows = nested_subset(train_split.paths, train_split.labels, percent, seed)
     per_class = np.bincount(train_split.labels[rows], minlength=num_classes)
@@ -173,7 +179,6 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
     )
     # Every output is written to a temporary, and all are published together once the last is
     # written: a run stopped at any point (during the fit, while the model is saved) leaves none.
-    test_split = open_split("test", size, prepared)
     outputs = (curves_dir(name, seed, percent=percent), model_path(name, seed, percent=percent),
                train_metrics_path(name, seed, percent=percent), train_cost_path(name, seed, percent=percent),
                predictions_path(name, seed, percent=percent), eval_cost_path(name, seed, percent=percent))
@@ -205,6 +210,8 @@ def train(name: str, seed: int, cfg: dict, run: dict, prepared: str | Path = PRE
             "cached_features": bool(parts),
             "features_source": features_source,
             "seed": seed,
+            # The run's split: the split stage's (null) or re-drawn from this seed (study.vary_split).
+            "split_seed": seed if vary_split else None,
             "train_percent": percent,
             "train_images": n_train,
             "train_images_per_class": round(n_train / num_classes, 3),
@@ -235,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
     name, seed, percent, params, model_params = model_stage_params("train", argv)
     cfg = parse_model_params(name, model_params, read_meta()["image_sizes"])
     run = parse_run_params(params["train"])
-    metrics = train(name, seed, cfg, run, percent=percent, predict=parse_predict_params(params.get("predict")))
+    metrics = train(name, seed, cfg, run, percent=percent, predict=parse_predict_params(params.get("predict")),
+                    vary_split=study_vary_split(params.get("study")))
     print(
         f"train@{run_label(name, seed, percent)}: {metrics['epochs_run']} epochs in {metrics['fit_time_s']:.1f} s "
         f"(best {metrics['best_epoch']}), {metrics['train_img_per_s']:.0f} img/s on "

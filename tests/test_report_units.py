@@ -113,8 +113,8 @@ def test_every_interval_and_verdict_uses_the_reports_confidence_level(monkeypatc
 
 # --- report_stats: McNemar per run ----------------------------------------------------------
 
-def predictions_frame(pred) -> pd.DataFrame:
-    return pd.DataFrame({"pred_label": np.asarray(pred)})
+def predictions_frame(pred, y) -> pd.DataFrame:
+    return pd.DataFrame({"label": np.asarray(y), "pred_label": np.asarray(pred)})
 
 
 def test_mcnemar_runs_test_every_pair_in_every_run_with_holm_within_the_run():
@@ -122,9 +122,9 @@ def test_mcnemar_runs_test_every_pair_in_every_run_with_holm_within_the_run():
     y = rng.integers(0, 3, 60)
     names, seeds = ["vit", "res_net", "cnn"], [11, 3]  # an underscore in a name: keys split on "_vs_" only
     skill = {"vit": 0.85, "res_net": 0.7, "cnn": 0.55}
-    loaded = {(n, s): {"predictions": predictions_frame(np.where(rng.random(60) < skill[n], y, (y + 1) % 3))}
+    loaded = {(n, s): {"predictions": predictions_frame(np.where(rng.random(60) < skill[n], y, (y + 1) % 3), y)}
               for s in seeds for n in names}
-    result = mcnemar_runs(names, seeds, y, loaded)
+    result = mcnemar_runs(names, seeds, loaded)
 
     keys = ["vit_vs_res_net", "vit_vs_cnn", "res_net_vs_cnn"]
     assert list(result) == keys
@@ -149,10 +149,10 @@ def test_mcnemar_runs_test_every_pair_in_every_run_with_holm_within_the_run():
 
 def test_mcnemar_runs_with_two_models_and_no_runs():
     y = np.array([0, 1, 1, 0])
-    assert mcnemar_runs(["a", "b"], [], y, {}) == {"a_vs_b": {"b": [], "c": [], "p": [], "p_holm": []}}
-    loaded = {("a", 0): {"predictions": predictions_frame([0, 1, 1, 0])},
-              ("b", 0): {"predictions": predictions_frame([1, 1, 0, 0])}}
-    r = mcnemar_runs(["a", "b"], [0], y, loaded)["a_vs_b"]
+    assert mcnemar_runs(["a", "b"], [], {}) == {"a_vs_b": {"b": [], "c": [], "p": [], "p_holm": []}}
+    loaded = {("a", 0): {"predictions": predictions_frame([0, 1, 1, 0], y)},
+              ("b", 0): {"predictions": predictions_frame([1, 1, 0, 0], y)}}
+    r = mcnemar_runs(["a", "b"], [0], loaded)["a_vs_b"]
     assert r == {"b": [2], "c": [0], "p": [pytest.approx(0.5)], "p_holm": [pytest.approx(0.5)]}
 
 

@@ -63,7 +63,7 @@ def test_train_writes_model_metrics_and_dvclive_curves(prepared, tmp_path, monke
     cost = json.loads((tmp_path / "metrics/cost/train/tiny/100pct/s0.json").read_text())
     assert set(quality) == {
         "epochs_run", "best_epoch", "evaluated_epoch", "params_total", "params_trainable", "cached_features",
-        "features_source", "seed", "train_percent", "train_images", "train_images_per_class", "val_images",
+        "features_source", "seed", "split_seed", "train_percent", "train_images", "train_images_per_class", "val_images",
         "model_size_mb", "model_file_mb",
     }
     assert set(cost) == {"fit_time_s", "time_per_trainable_param", "train_img_per_s", "train_cpu_cores",

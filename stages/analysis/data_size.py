@@ -18,20 +18,21 @@ MAX_NEEDED = verdicts.MAX_RUNS + 1  # orders "not by runs" after every count
 
 def curve_verdicts(values: dict[str, dict[float, list[float]]], *, margin: float, alpha: float, looks: int = 1,
                    image_var: Callable[[str, str, float], float] | None = None, n_images: int | None = None,
-                   confidence: float = 0.95) -> dict[str, dict]:
+                   confidence: float = 0.95, overlap: Callable[[float], float] | None = None) -> dict[str, dict]:
     """Per pair ``"<a>_vs_<b>"``: ``points`` (one decided point per shared size, ascending ``x``),
     ``crossing`` (the first supported reversal, else None) and ``pays_off`` (the smallest size from
     which one model is better at every larger size, else None).
 
     ``values[model][x]``: per-seed metric values at training size ``x`` (images per class);
-    ``image_var(a, b, x)``: that point's test-sampling variance (None: zero).
+    ``image_var(a, b, x)``: that point's test-sampling variance (None: zero); ``overlap(x)``: with
+    re-drawn splits, Nadeau-Bengio's n_test / n_train at size ``x`` (None: one fixed split).
     """
     pairs, family = {}, []
     for a, b in combinations(list(values), 2):
         points = [{"x": x, "a": a, "b": b, "n_images": n_images,
                    **verdicts.paired_difference(values[a][x], values[b][x], margin=margin, confidence=confidence,
                                                 image_var=image_var(a, b, x) if image_var else 0.0,
-                                                n_images=n_images)}
+                                                n_images=n_images, overlap=overlap(x) if overlap else 0.0)}
                   for x in sorted(set(values[a]) & set(values[b]))]
         pairs[f"{a}_vs_{b}"] = points
         family += points

@@ -69,7 +69,20 @@ def decision_summary(stats: dict, pairs: dict, summary: dict, n_test: int, cfg: 
     return ["## Summary\n", " ".join(lines) + "\n"]
 
 
-def method_note(cfg: dict, n_pairs: int) -> str:
+def variance_note(varied: bool) -> str:
+    """What the intervals count: with one fixed split, seeds and test-image sampling; with re-drawn ones,
+    Nadeau-Bengio's corrected variance over splits."""
+    if varied:
+        return ("Every seed re-drew the train/val/test split (`study.vary_split`), the same split for every "
+                "model at that seed: the spread over seeds holds training randomness, which images were tested "
+                "and which were trained on, and Nadeau and Bengio's corrected resampled t-test widens it by "
+                "n_test/n_train for the splits' shared images (runs on overlapping data are not independent)")
+    return ("Intervals and tests count training randomness (the spread over seeds) and test-set sampling "
+            "(the test images resampled); the split is the split stage's for every run (`study.vary_split: "
+            "true` re-draws it per seed)")
+
+
+def method_note(cfg: dict, n_pairs: int, varied: bool = False) -> str:
     """How the verdicts are reached, in one paragraph."""
     looks = cfg["looks"]
     sequential = (f" A sequential study of {looks} planned looks (`make decide`): each look tests at "
@@ -78,8 +91,7 @@ def method_note(cfg: dict, n_pairs: int) -> str:
     return (f"Three verdicts per pair, on the per-seed differences (paired by seed): **better** (the two-sided "
             f"test of no difference rejects), **equivalent** (two one-sided tests put the difference within "
             f"±{cfg['margin']:g}, `report.margin`) or **undecided**, with the runs per model that would likely "
-            f"decide it (power 0.8 at the observed mean and spread). Intervals and tests count training "
-            f"randomness (the spread over seeds) and test-set sampling (the test images resampled), so a verdict "
+            f"decide it (power 0.8 at the observed mean and spread). {variance_note(varied)}, so a verdict "
             f"speaks of images like these, not of these images alone. Each kind of claim is Holm-corrected across "
             f"the {n_pairs} pair(s) at {cfg['alpha']:g}: the rates of a false 'better' and of a false 'equivalent' "
             f"each stay at or below it (measured on synthetic studies of known truth: "
@@ -103,14 +115,17 @@ def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict,
     seeds = cfg["seeds"]
     primary = PRIMARY_METRICS[summary["primary_metric"]]
     listed = f" ({', '.join(class_names)})" if len(class_names) <= 30 else ""
+    varied = summary.get("split") == "re-drawn per seed"
+    same = ("each seed's re-drawn test split, the same images for every model of that seed" if varied
+            else "the same images for every run")
     parts = [
         "# Model comparison\n",
         *decision_summary(stats, pairs, summary, n_test, cfg),
-        f"Test set: {len(class_names)} classes{listed}, {n_test} test images, the same images for every run. "
+        f"Test set: {len(class_names)} classes{listed}, {n_test} test images, {same}. "
         f"Every model was trained {len(seeds)} {'time' if len(seeds) == 1 else 'times'}, once per seed of `study.seeds` ({seeds}), on the same "
         f"data; figures are mean ± standard deviation [95% confidence interval of the mean] over those runs.\n",
         "## Verdicts\n",
-        method_note(cfg, len(pairs)),
+        method_note(cfg, len(pairs), varied),
     ]
     parts += [f"- {p['sentence']}." for p in pairs.values()] or ["- Only one model: no pairwise comparison."]
     parts += [
@@ -127,8 +142,10 @@ def report_markdown(runs: pd.DataFrame, stats: dict, pairs: dict, summary: dict,
     if pairs:
         parts += [
             "## Pairwise tests\n",
-            f"Differences first minus second in {primary}, paired by seed: the interval and both tests count "
-            f"the spread over seeds and the test images' sampling error (its standard error is listed). "
+            f"Differences first minus second in {primary}, paired by seed: "
+            + (f"the interval and both tests use the spread over re-drawn splits, Nadeau-Bengio-corrected. "
+               if varied else f"the interval and both tests count the spread over seeds and the test images' "
+                              f"sampling error (its standard error is listed). ") +
             f"'p differ' tests no difference, 'p equivalent' the difference within the margin (TOST); both "
             f"Holm-corrected across pairs. McNemar's exact test compares the two models on the test images "
             f"within each run (Holm-corrected across pairs within the run).\n",

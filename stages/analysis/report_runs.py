@@ -19,7 +19,7 @@ from stages.analysis.run_columns import (COLUMNS, EVAL_COLUMNS, EVAL_COST, EVAL_
                                          TRAIN_COLUMNS, TRAIN_COST, TRAIN_QUALITY)
 from stages.core import layout, predictions
 from stages.core.errors import DataError
-from stages.core.prepared import PREPARED, open_split, read_meta
+from stages.core.prepared import PREPARED, images_by_path, read_meta
 
 HISTORY_SPLITS = {"train": "train", "eval": "val"}  # dvclive folder -> column prefix
 
@@ -90,12 +90,29 @@ def load_run_inputs(name: str, seed: int, percent: int, inputs: Inputs) -> dict:
             "history": read_history(layout.curves_dir(name, seed, inputs.curves, percent=percent), run)}
 
 
-def check_same_runs(loaded: dict, inputs: Inputs, percent: int) -> None:
-    """Every run of the largest size was tested on the same images, in the same order."""
-    runs = {layout.run_label(name, seed, percent): (name, seed) for name, seed in loaded}
-    predictions.check_same_test_set(
-        {run: loaded[key]["predictions"] for run, key in runs.items()},
-        {run: layout.predictions_path(*key, inputs.predictions, percent=percent) for run, key in runs.items()})
+def varied_split(sized: dict) -> bool:
+    """Whether every run re-drew its split from its seed (``study.vary_split``; train records it as
+    ``split_seed``), or none did; a mix cannot be compared and is a DataError naming one of each."""
+    drawn = {key: data["train"].get("split_seed") is not None for key, data in sized.items()}
+    if len(set(drawn.values())) > 1:
+        mine, fixed = (next(layout.run_label(n, s, p) for (n, s, p), d in drawn.items() if d is flag)
+                       for flag in (True, False))
+        raise DataError(f"run {mine} re-drew its split from its seed and run {fixed} used the split stage's: "
+                        f"their verdicts cannot be combined; re-run `dvc repro` (train declares study.vary_split)")
+    return all(drawn.values())
+
+
+def check_same_runs(loaded: dict, inputs: Inputs, percent: int, varied: bool = False) -> None:
+    """Every run of the largest size was tested on the same images, in the same order -- with
+    re-drawn splits (``varied``), every run of one seed (a pair's runs share their seed's split)."""
+    groups: dict = {}
+    for name, seed in loaded:
+        groups.setdefault(seed if varied else None, []).append((name, seed))
+    for keys in groups.values():
+        runs = {layout.run_label(name, seed, percent): (name, seed) for name, seed in keys}
+        predictions.check_same_test_set(
+            {run: loaded[key]["predictions"] for run, key in runs.items()},
+            {run: layout.predictions_path(*key, inputs.predictions, percent=percent) for run, key in runs.items()})
 
 
 def check_same_test_size(sized: dict, n_test: int, inputs: Inputs) -> None:
@@ -109,15 +126,10 @@ def check_same_test_size(sized: dict, n_test: int, inputs: Inputs) -> None:
 
 def thumbnails(frame: pd.DataFrame, num_classes: int, prepared: Path) -> dict[int, np.ndarray]:
     """label -> the first test image of that class, at the largest prepared size."""
-    split = open_split("test", max(read_meta(prepared)["image_sizes"]), prepared)
-    index = {p: i for i, p in enumerate(split.paths)}
     first = frame.drop_duplicates("label")
-    missing = [p for p in first["path"] if p not in index]
-    if missing:
-        raise DataError(f"{prepared}: test image {missing[0]} of the predictions is not in the prepared "
-                        f"test split: re-run `dvc repro` (predictions are stale)")
-    return {int(lab): np.asarray(split.images[index[p]]) for lab, p in zip(first["label"], first["path"])
-            if 0 <= lab < num_classes}
+    first = first[(first["label"] >= 0) & (first["label"] < num_classes)]
+    images = images_by_path(first["path"].tolist(), max(read_meta(prepared)["image_sizes"]), prepared)
+    return {int(lab): image for lab, image in zip(first["label"], images)}
 
 
 def runs_table(loaded: dict, families: dict) -> pd.DataFrame:

@@ -24,11 +24,13 @@ def model_statistics(runs: pd.DataFrame, metrics) -> dict:
             for name, group in runs.groupby("model", sort=False)}
 
 
-def mcnemar_runs(names: list[str], seeds: list[int], y_true: np.ndarray, loaded: dict) -> dict:
-    """Per pair, McNemar's exact test in every run; Holm across the pairs of each run (one family per run)."""
+def mcnemar_runs(names: list[str], seeds: list[int], loaded: dict) -> dict:
+    """Per pair, McNemar's exact test in every run; Holm across the pairs of each run (one family per run).
+    A seed's runs share their test images (with re-drawn splits, that seed's)."""
     keys = [f"{a}_vs_{b}" for i, a in enumerate(names) for b in names[i + 1:]]
     result = {key: {"b": [], "c": [], "p": [], "p_holm": []} for key in keys}
     for seed in seeds:
+        y_true = loaded[(names[0], seed)]["predictions"]["label"].to_numpy()
         correct = {n: loaded[(n, seed)]["predictions"]["pred_label"].to_numpy() == y_true for n in names}
         tests = {key: mcnemar_exact(correct[key.split("_vs_")[0]], correct[key.split("_vs_")[1]]) for key in keys}
         for key, p_holm in zip(keys, over_runs.holm([tests[k]["p_value"] for k in keys])):
@@ -52,17 +54,24 @@ def _pred_labels(loaded: dict, name: str, seeds: list[int]) -> list[np.ndarray]:
     return [loaded[(name, seed)]["predictions"]["pred_label"].to_numpy() for seed in seeds]
 
 
+def overlap_at(runs: pd.DataFrame, n_test: int) -> float:
+    """Nadeau-Bengio's n_test / n_train for runs that re-drew their split (train images of these runs)."""
+    return n_test / float(runs["train_images"].mean())
+
+
 def pair_statistics(names: list[str], runs: pd.DataFrame, seeds: list[int], mcnemar: dict, cfg: dict,
-                    loaded: dict, y_true: np.ndarray, num_classes: int) -> dict:
+                    loaded: dict, y_true: np.ndarray, num_classes: int, varied: bool = False) -> dict:
     """Per pair: the verdict over seeds on the main metric (training and test-image variance, Holm across
-    pairs), its sentence, and the per-run McNemar tests."""
+    pairs; with re-drawn splits, ``varied``, Nadeau-Bengio's corrected variance), its sentence, and the
+    per-run McNemar tests."""
     metric = cfg["primary_metric"]
     values = {n: [float(runs.loc[(runs["model"] == n) & (runs["seed"] == s), metric].iloc[0]) for s in seeds]
               for n in names}
+    image_var = None if varied else (lambda a, b: image_variance(
+        metric, y_true, _pred_labels(loaded, a, seeds), _pred_labels(loaded, b, seeds), num_classes))
     pairs = verdicts.compare_pairs(
         values, margin=cfg["margin"], alpha=cfg["alpha"], looks=cfg["looks"], n_images=len(y_true),
-        confidence=CONFIDENCE, image_var=lambda a, b: image_variance(
-            metric, y_true, _pred_labels(loaded, a, seeds), _pred_labels(loaded, b, seeds), num_classes))
+        confidence=CONFIDENCE, image_var=image_var, overlap=overlap_at(runs, len(y_true)) if varied else 0.0)
     for key, pair in pairs.items():
         significant_runs = sum(p < cfg["alpha"] for p in mcnemar[key]["p_holm"])
         pair.update(metric=metric, sentence=verdicts.sentence(pair, PRIMARY_METRICS[metric], CONFIDENCE),
@@ -93,10 +102,11 @@ def curve_records(curve: pd.DataFrame, metric: str) -> list[dict]:
 
 
 def data_size_statistics(sized: dict, all_runs: pd.DataFrame, names: list[str], seeds: list[int], cfg: dict,
-                         y_true: np.ndarray, num_classes: int) -> dict:
+                         y_true: np.ndarray, num_classes: int, varied: bool = False) -> dict:
     """Every (pair, size) decided as one Holm family, and the curve's one-sentence reading.
 
-    ``sized[(model, seed, percent)]``: the run's loaded inputs, predictions included."""
+    ``sized[(model, seed, percent)]``: the run's loaded inputs, predictions included; ``varied``: the
+    runs re-drew their split per seed (Nadeau-Bengio's variance at each size)."""
     primary = cfg["primary_metric"]
     values: dict[str, dict[float, list[float]]] = {}
     percent_at: dict[float, int] = {}
@@ -112,8 +122,12 @@ def data_size_statistics(sized: dict, all_runs: pd.DataFrame, names: list[str], 
                  for n in (a, b)}
         return image_variance(primary, y_true, preds[a], preds[b], num_classes)
 
+    def overlap(x: float) -> float:
+        return overlap_at(all_runs[all_runs["train_percent"] == percent_at[x]], len(y_true))
+
     pairs = data_size.curve_verdicts(values, margin=cfg["margin"], alpha=cfg["alpha"], looks=cfg["looks"],
-                                     image_var=variance, n_images=len(y_true), confidence=CONFIDENCE)
+                                     image_var=None if varied else variance, n_images=len(y_true),
+                                     confidence=CONFIDENCE, overlap=overlap if varied else None)
     for curve in pairs.values():
         for point in curve["points"]:
             point["train_percent"] = percent_at[point["x"]]

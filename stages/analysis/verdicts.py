@@ -12,7 +12,13 @@ about the user's images, not about these particular test images:
 
 The two add once the per-(seed, image) noise both contain is counted once (a crossed two-way
 decomposition, :func:`accuracy_image_variance`); the interval is Student's t at Welch-Satterthwaite
-degrees of freedom, the seed term taken at its upper 90 % bound (SEED_VARIANCE_UPPER: why). On it:
+degrees of freedom, the seed term taken at its upper 90 % bound (SEED_VARIANCE_UPPER: why).
+
+When each seed also re-drew the split (``study.vary_split``), the spread of ``d`` over seeds holds
+all three -- training randomness, which images were tested and which were trained on -- but the
+runs' training sets overlap, so they are not independent: Nadeau and Bengio's corrected resampled
+t-test (Machine Learning 52, 2003) widens ``s^2 / n`` to ``s^2 (1/n + n_test/n_train)``, the
+``overlap`` argument, at ``n - 1`` degrees of freedom. On either interval:
 
 - **better** -- the two-sided test of ``d = 0`` rejects (Holm over every comparison of the family);
 - **equivalent** -- TOST, two one-sided tests of ``|d| >= margin``, rejects (Holm likewise); a
@@ -135,10 +141,12 @@ def bootstrap_image_variance(metric: Callable[[np.ndarray, np.ndarray], np.ndarr
 SEED_VARIANCE_UPPER = 0.90
 
 
-def _se_df(seed_var: float, n: int, image_var: float, n_images: int | None) -> tuple[float, float]:
+def _se_df(seed_var: float, n: int, image_var: float, n_images: int | None,
+           overlap: float = 0.0) -> tuple[float, float]:
     """Standard error of the mean difference and its degrees of freedom (Welch-Satterthwaite, the
-    seed term at its upper SEED_VARIANCE_UPPER confidence bound)."""
-    seed_part = seed_var / n
+    seed term at its upper SEED_VARIANCE_UPPER confidence bound). ``overlap``: Nadeau-Bengio's
+    n_test / n_train for runs that each re-drew the split (0: one fixed split)."""
+    seed_part = seed_var * (1 / n + overlap)
     se2 = seed_part + image_var
     if se2 <= 0:
         return 0.0, float("inf")
@@ -160,26 +168,33 @@ def _p_values(diff: float, se: float, df: float, margin: float) -> tuple[float, 
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], *, margin: float, image_var: float = 0.0,
-                      n_images: int | None = None, confidence: float = 0.95) -> dict:
+                      n_images: int | None = None, confidence: float = 0.95, overlap: float = 0.0) -> dict:
     """The evidence on one pair: n, mean of a - b, its interval (seed + image variance), raw p-values.
 
-    Fewer than 2 runs leave training randomness unmeasured: no interval and no p-values (untestable).
+    ``overlap`` > 0: run ``i`` of both models used split ``i``, re-drawn per seed; the seed spread
+    already holds the test images' sampling (``image_var`` must be 0) and is widened by Nadeau-Bengio's
+    ``overlap`` = n_test / n_train. Fewer than 2 runs leave training randomness unmeasured: no
+    interval and no p-values (untestable).
     """
     x, y = _vector(a, "a"), _vector(b, "b")
     if x.shape != y.shape:
         raise ValueError(f"a and b need one value per seed each: {x.size} vs {y.size}")
-    if margin < 0 or image_var < 0:
-        raise ValueError(f"margin and image_var must be >= 0, got {margin}, {image_var}")
+    if margin < 0 or image_var < 0 or overlap < 0:
+        raise ValueError(f"margin, image_var and overlap must be >= 0, got {margin}, {image_var}, {overlap}")
+    if overlap > 0 and image_var > 0:
+        raise ValueError("with re-drawn splits (overlap > 0) the seed spread holds the test images' sampling: "
+                         "image_var must be 0")
     d = x - y
     tol = _TOL * max(1.0, float(np.max(np.abs(np.concatenate([x, y])))))
     d = np.where(np.abs(d) <= tol, 0.0, d)
     n, diff = int(d.size), float(np.mean(d))
     out = {"n": n, "diff_mean": diff, "seed_sd": None, "image_se": float(np.sqrt(image_var)), "se": None,
-           "df": None, "ci_low": None, "ci_high": None, "p_diff": None, "p_equiv": None, "margin": margin}
+           "df": None, "ci_low": None, "ci_high": None, "p_diff": None, "p_equiv": None, "margin": margin,
+           "overlap": overlap}
     if n < 2:
         return out
     seed_var = 0.0 if float(np.ptp(d)) <= tol else float(np.var(d, ddof=1))
-    se, df = _se_df(seed_var, n, image_var, n_images)
+    se, df = _se_df(seed_var, n, image_var, n_images, overlap)
     half = 0.0 if se == 0 else float(stats.t.ppf(0.5 + confidence / 2, df) * se)
     p_diff, p_equiv = _p_values(diff, se, df, margin)
     out.update(seed_sd=float(np.sqrt(seed_var)), se=se, df=df, ci_low=diff - half, ci_high=diff + half,
@@ -188,13 +203,13 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, margin: float, 
 
 
 def decision_power(diff: float, seed_sd: float, n: int, image_var: float, n_images: int | None,
-                   margin: float, alpha: float) -> tuple[float, float]:
+                   margin: float, alpha: float, overlap: float = 0.0) -> tuple[float, float]:
     """Power of the "better" test and of TOST at ``n`` runs per model, if the truth is ``diff``.
 
     Student's t with the Satterthwaite df of ``n`` runs; the two-sided test's far tail and TOST's
     overlap are included (for a single variance source this is statsmodels' TTestPower; test).
     """
-    se, df = _se_df(seed_sd ** 2, n, image_var, n_images)
+    se, df = _se_df(seed_sd ** 2, n, image_var, n_images, overlap)
     if se == 0:
         return float(diff != 0), float(abs(diff) < margin)
     crit = stats.t.ppf(1 - alpha / 2, df)
@@ -210,15 +225,16 @@ def decision_power(diff: float, seed_sd: float, n: int, image_var: float, n_imag
 
 
 def runs_needed(diff: float, seed_sd: float, image_var: float, n_images: int | None, margin: float,
-                alpha: float, start: int) -> int | None:
+                alpha: float, start: int, overlap: float = 0.0) -> int | None:
     """The fewest runs per model (from ``start``) at which a decision has POWER, or None up to MAX_RUNS.
 
     The decision is the likelier one at the observed mean: "better" when |diff| >= margin / 2,
-    else "equivalent". None also when the test images alone keep it undecided.
+    else "equivalent". None also when the test images alone keep it undecided (or, with re-drawn
+    splits, the overlap term, which does not shrink with runs either).
     """
     want_better = abs(diff) >= margin / 2
     for n in range(max(start, 2), MAX_RUNS + 1):
-        better, equiv = decision_power(diff, seed_sd, n, image_var, n_images, margin, alpha)
+        better, equiv = decision_power(diff, seed_sd, n, image_var, n_images, margin, alpha, overlap)
         if (better if want_better else equiv) >= POWER:
             return n
     return None
@@ -252,22 +268,25 @@ def decide(points: list[dict], alpha: float, looks: int = 1) -> list[dict]:
             pt["verdict"] = "undecided"
             if pt["seed_sd"] is not None:
                 pt["runs_needed"] = runs_needed(pt["diff_mean"], pt["seed_sd"], pt["image_se"] ** 2,
-                                                pt.get("n_images"), pt["margin"], pt["alpha_power"], pt["n"] + 1)
+                                                pt.get("n_images"), pt["margin"], pt["alpha_power"], pt["n"] + 1,
+                                                pt.get("overlap", 0.0))
     return points
 
 
 def compare_pairs(values: dict[str, list[float]], *, margin: float, alpha: float = 0.05, looks: int = 1,
                   image_var: Callable[[str, str], float] | None = None, n_images: int | None = None,
-                  confidence: float = 0.95) -> dict[str, dict]:
+                  confidence: float = 0.95, overlap: float = 0.0) -> dict[str, dict]:
     """Every pair of models (insertion order), keyed ``"<a>_vs_<b>"``, decided as one family.
 
     ``values[model]``: one metric value per seed (same seed order for every model);
-    ``image_var(a, b)``: the pair's test-sampling variance (None: zero, training randomness only).
+    ``image_var(a, b)``: the pair's test-sampling variance (None: zero, training randomness only);
+    ``overlap``: n_test / n_train when every seed re-drew the split (Nadeau-Bengio), else 0.
     """
     keyed = {}
     for a, b in combinations(list(values), 2):
         point = paired_difference(values[a], values[b], margin=margin, confidence=confidence,
-                                  image_var=image_var(a, b) if image_var else 0.0, n_images=n_images)
+                                  image_var=image_var(a, b) if image_var else 0.0, n_images=n_images,
+                                  overlap=overlap)
         keyed[f"{a}_vs_{b}"] = {"a": a, "b": b, "n_images": n_images, **point}
     decide(list(keyed.values()), alpha, looks)
     return keyed
@@ -316,6 +335,12 @@ def runs_advice(pair: dict) -> str:
     if needed is not None:
         return f"about {needed} runs per model would likely decide it"
     images = f"{pair['n_images']} test images" if pair.get("n_images") else "test images"
+    overlap = pair.get("overlap", 0.0)
+    if overlap > 0 and pair["seed_sd"] is not None and runs_needed(
+            pair["diff_mean"], pair["seed_sd"], 0.0, None, pair["margin"], pair["alpha_power"], pair["n"] + 1) is not None:
+        return (f"more runs alone will not decide it: re-drawn splits share most of their images, so the spread over "
+                f"splits ({pair['seed_sd']:.3f}) keeps a floor of {overlap:.2f} x its variance however many runs "
+                f"(Nadeau-Bengio, n_test/n_train = {overlap:.2f}); more images would")
     if pair["seed_sd"] is not None and runs_needed(pair["diff_mean"], pair["seed_sd"], 0.0, None, pair["margin"],
                                                    pair["alpha_power"], pair["n"] + 1) is not None:
         return (f"more runs alone will not decide it: the {images} carry a sampling error (SE "

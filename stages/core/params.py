@@ -172,12 +172,15 @@ def model_stage_params(stage: str, argv: list[str] | None = None) -> tuple[str, 
 class Study(Schema):
     """``study``: the training seeds and training-set sizes (percent of each class's training
     images; 100 = every image); ``max_seeds`` and ``seed_step``: the schedule of ``make decide``
-    (stages/decide.py: at most ``max_seeds`` runs per model, ``seed_step`` seeds added per look)."""
+    (stages/decide.py: at most ``max_seeds`` runs per model, ``seed_step`` seeds added per look);
+    ``vary_split``: each run's seed also re-draws train/val/test from the same images
+    (stages/core/prepared.py ``open_splits``), so the verdicts cover which images are tested."""
 
     seeds: list[Annotated[int, Field(ge=0)]] = Field(min_length=1)
     train_percent: list[Annotated[int, Field(ge=1, le=100)]] = Field(min_length=1)
     max_seeds: int = Field(10, ge=1)
     seed_step: int = Field(2, ge=1)
+    vary_split: bool = False
 
     @field_validator("seeds", "train_percent")
     @classmethod
@@ -197,6 +200,18 @@ class ModelFamily(Schema):
 def study_seeds(values: Any) -> list[int]:
     """``study.seeds``: the training seeds, distinct non-negative integers, at least one."""
     return parse_section(Study, values, "study").seeds
+
+
+class VarySplit(Schema):
+    """``study.vary_split`` alone, for the stages that declare no other study key."""
+
+    model_config = ConfigDict(extra="ignore")
+    vary_split: bool = False
+
+
+def study_vary_split(values: Any) -> bool:
+    """``study.vary_split``: whether each run re-draws its split from its seed (absent: False)."""
+    return parse_section(VarySplit, values or {}, "study").vary_split
 
 
 def study_percents(values: Any) -> list[int]:
