@@ -29,10 +29,20 @@ same studies (as when seeds are added). The sequential rows add seeds (looks at 
 stop once every pair is decided or any reads "better": the shipped schedule (alpha / 4 per look)
 against naive re-testing at full alpha.
 
-    python benchmarks/verdict_simulation.py [--studies 1000] [--seed 0] [--margin 0.02] [--out CSV]
+Re-drawn splits (``study.vary_split``; rows "split world, sigma_train ..."). A study is a pool of
+1,200 images (180 test, 840 train, 180 val: the default's); each run draws its own split, and the
+training set moves a model's skill by ``sigma_train * sum(h_Mi over its training images) /
+sqrt(n_train)`` (``h_Mi ~ N(0, 1)``: how much image i helps model M), so runs on overlapping training
+sets are correlated. The truth is again the population difference, over datasets too. Three
+methods on the same studies: Nadeau-Bengio's corrected resampled t (shipped with re-drawn splits),
+the naive t over re-drawn splits, and the shipped fixed-split method (run 0's split, seeds only).
+sigma_train 0: the training set does not matter; 0.3: it matters as much as the seed.
 
-Writes benchmarks/verdict_simulation.csv (one row per design x method x N x n x Delta); about 40 s
-on 2 busy CPU cores. Deterministic for a given --seed.
+    python benchmarks/verdict_simulation.py [--studies 1000] [--split-studies N] [--seed 0] [--margin 0.02] [--out CSV]
+
+Writes benchmarks/verdict_simulation.csv (one row per design x method x N x n x Delta); 2,000
+studies (1,000 per re-drawn-split setting) take about 5 min on 2 busy CPU cores. Deterministic for a
+given --seed.
 """
 
 from __future__ import annotations
@@ -71,6 +81,7 @@ class World:
     beta: float = 5.0
     sigma_int: float = 1.5
     sigma_seed: float = 0.3
+    sigma_train: float = 0.0  # the training set's effect (the re-drawn-split design): see simulate_resampled
 
 
 @functools.lru_cache
@@ -81,6 +92,8 @@ def planted_mu(world: World, delta: float, draws: int = 2_000_000, seed: int = 1
     rng = np.random.default_rng(seed)
     s = (world.beta * rng.standard_normal(draws) + world.sigma_int * rng.standard_normal(draws)
          + world.sigma_seed * rng.standard_normal(draws))
+    if world.sigma_train:
+        s = s + world.sigma_train * rng.standard_normal(draws)
     acc_a = special.expit(world.mu + s).mean()
     return optimize.brentq(lambda m: acc_a - special.expit(m + s).mean() - delta, world.mu - 5, world.mu, xtol=1e-10)
 
@@ -239,6 +252,74 @@ def sequential(world: World, n_images: int, studies: int, *, margin: float = 0.0
     return {name: (np.array(fb), np.array(used)) for name, (fb, used) in out.items()}
 
 
+SPLIT_WORLDS = (0.0, 0.3)  # sigma_train: no training-set effect; one as large as the seeds' (sigma_seed)
+SPLIT_DELTAS = (0.0, 0.02, 0.05)
+
+
+def draw_split_studies(world: World, mus, n_test: int, n_train: int, n_val: int, runs: int, studies: int, rng):
+    """Per-image correctness when every run re-draws the split: [models, studies, runs, n_test] for the
+    re-drawn splits, and the same for one fixed split (run 0's) with only the seed varying."""
+    pool = n_test + n_train + n_val
+    models = len(mus)
+    z = rng.standard_normal((studies, pool))
+    v = world.sigma_int * rng.standard_normal((models, studies, pool))
+    h = rng.standard_normal((models, studies, pool))  # how much image i helps model M when trained on
+    u = world.sigma_seed * rng.standard_normal((models, studies, runs))
+    order = np.argsort(rng.random((studies, runs, pool)), axis=-1)
+    test, train = order[..., :n_test], order[..., n_test:n_test + n_train]
+    # The run's training set shifts the model's skill: sigma_train * (sum of h over it) / sqrt(n_train),
+    # so a model trained on another draw of the same pool shares n_train^2 / pool of that sum.
+    shift = world.sigma_train * np.take_along_axis(h[:, :, None, :], train[None], -1).sum(-1) / np.sqrt(n_train)
+    mu = np.asarray(mus)[:, None, None, None]
+
+    def correct(test_idx, run_shift, seed_u):
+        zt = np.take_along_axis(z[:, None, :], test_idx, -1)[None]
+        vt = np.take_along_axis(v[:, :, None, :], test_idx[None], -1)
+        logit = mu + world.beta * zt + vt + run_shift[..., None] + seed_u[..., None]
+        return rng.random(logit.shape) < special.expit(logit)
+
+    varied = correct(test, shift, u)
+    fixed = correct(np.repeat(test[:, :1], runs, axis=1), np.repeat(shift[:, :, :1], runs, axis=2), u)
+    return varied, fixed
+
+
+def simulate_resampled(world: World, n_test: int, delta: float, studies: int, *, margin: float = 0.02,
+                       alpha: float = 0.05, runs=RUNS, seed: int = 0) -> dict:
+    """The re-drawn-split design (``study.vary_split``) against one fixed split, in a world where the
+    training set matters (``sigma_train``). Pool: n_test / 0.15 images split 70/15/15 (the default's
+    proportions: 1,200 images, 840 train, 180 test). Methods: Nadeau-Bengio (shipped with re-drawn
+    splits), the naive t-test over re-drawn splits (runs taken as independent) and the shipped fixed-split
+    method (seeds + test images, crossed). {(method, n): outcome arrays}."""
+    n_val = n_test
+    n_train = round(n_test / 0.15) - n_test - n_val
+    rng = np.random.default_rng([seed, n_test, round(delta * 1e4), round(world.sigma_train * 100), 7])
+    mus = [world.mu, planted_mu(world, delta)] + ([world.mu] if delta == 0 else [])
+    methods = ("nadeau-bengio", "resampled t", "shipped fixed split")
+    out = {(m, n): [] for m in methods for n in runs}
+    chunk = max(1, CHUNK * 1000 // (n_test + n_train + n_val) // 2)
+    with fast_verdicts():
+        for start in range(0, studies, chunk):
+            varied, fixed = draw_split_studies(world, mus, n_test, n_train, n_val, max(runs),
+                                               min(chunk, studies - start), rng)
+            for n in runs:
+                for s in range(varied.shape[1]):
+                    acc = varied[:, s, :n].mean(axis=-1)
+                    for method, overlap in (("nadeau-bengio", n_test / n_train), ("resampled t", 0.0)):
+                        points = [{"a": NAMES[a], "b": NAMES[b], "n_images": n_test,
+                                   **verdicts.paired_difference(acc[a], acc[b], margin=margin, overlap=overlap)}
+                                  for a, b in combinations(range(len(acc)), 2)]
+                        out[method, n].append(_decided_outcome(points, alpha))
+                    out["shipped fixed split", n].append(_decided_outcome(shipped_points(fixed[:, s, :n], margin), alpha))
+    return {key: {f: np.array([o[f] for o in rows]) for f in rows[0]} for key, rows in out.items()}
+
+
+def _decided_outcome(points: list[dict], alpha: float) -> dict:
+    family = decided(points, alpha)
+    ab = decided(points[:1], alpha)[0] if len(points) > 1 else family[0]
+    sign = {"A": 1, "B": -1, None: 0}[ab["better"]]
+    return _outcome(any(p["verdict"] == "better" for p in family), ab["verdict"], sign, ab["ci_low"], ab["ci_high"])
+
+
 def _fmt(x) -> str:
     return "   n/a" if x is None else f"{x:6.3f}"
 
@@ -250,6 +331,8 @@ def main() -> None:
     parser.add_argument("--margin", type=float, default=0.02, help="equivalence margin of the shipped method")
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--split-studies", type=int, default=None,
+                        help="studies per setting of the re-drawn-split design (default: --studies / 2)")
     args = parser.parse_args()
     world, began, rows = World(), time.perf_counter(), []
     opts = dict(margin=args.margin, alpha=args.alpha, seed=args.seed)
@@ -262,6 +345,14 @@ def main() -> None:
         rows.append({"design": "sequential", "method": name, "N": SIZES[0], "n": "+".join(map(str, LOOKS)),
                      "delta": 0.0, "margin": args.margin, "studies": args.studies, "false_better_family": fb.mean(),
                      "mean_runs": used.mean()})
+    split_studies = args.split_studies or args.studies // 2
+    for sigma_train in SPLIT_WORLDS:
+        for delta in SPLIT_DELTAS:
+            split_world = World(sigma_train=sigma_train)
+            for (method, n), o in simulate_resampled(split_world, SIZES[0], delta, split_studies, **opts).items():
+                rows.append({"design": f"split world, sigma_train {sigma_train:g}", "method": method, "N": SIZES[0],
+                             "n": n, "delta": delta, "margin": args.margin, "studies": split_studies,
+                             **measures(o, delta, "shipped")})
     write_csv(args.out, [{k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()} for row in rows],
               COLUMNS, restval="")
     report(rows, args)
@@ -290,6 +381,16 @@ def report(rows: list[dict], args) -> None:
     for n_images, n in ((size, k) for size in SIZES for k in RUNS):
         a, b = (fixed[m, n_images, n, 0.0]["false_better_family"] for m in ("shipped", "t-test"))
         print(f"false-better: shipped {a:.3f} vs t-test {b:.3f} at N={n_images}, n={n}")
+    split = {(r["design"], r["method"], r["n"], r["delta"]): r for r in rows if r["design"].startswith("split")}
+    if split:
+        print(f"\nre-drawn splits (N={SIZES[0]} test of {round(SIZES[0] / 0.15)} images): false-better (3 equal "
+              f"models), coverage at 0, power at .02 / .05")
+    for design, method, n, delta in split:
+        if delta == 0:
+            r0 = split[design, method, n, 0.0]
+            power = " / ".join(_fmt(split[design, method, n, d]["better_right"]) for d in SPLIT_DELTAS[1:])
+            print(f"{design:<28} {method:<20} n={n:<3} {_fmt(r0['false_better_family'])} "
+                  f"{_fmt(r0['coverage'])}  {power}")
     for r in rows:
         if r["design"] == "sequential":
             print(f"sequential N={r['N']}, looks {r['n']}: {r['method']}: false-better {r['false_better_family']:.3f}, "
