@@ -112,7 +112,21 @@ def _half_width(s: dict) -> float | None:
     return None if s.get("ci_high") is None else s["ci_high"] - s["mean"]
 
 
-def means_agree(a: dict, b: dict) -> bool:
+# Metrics that count test images (a share of them, or F1 built from such counts): an interval of zero
+# width -- every run the same value, as at the 1.000 ceiling -- is widened to one test image, the
+# finest difference the metric can show, so a ceiling is not read as a certainty.
+PER_IMAGE = ("accuracy", "top3_accuracy", "macro_f1", "weighted_f1")
+
+
+def _test_images(report: dict) -> int | None:
+    """The test images behind a report's means: its own record, else any pair's (older reports)."""
+    if _number(report.get("test_images")):
+        return int(report["test_images"])
+    return next((int(p["n_images"]) for p in report.get("pairs", {}).values()
+                 if isinstance(p, dict) and _number(p.get("n_images"))), None)
+
+
+def means_agree(a: dict, b: dict, resolution: float = 0.0) -> bool:
     """Whether two summaries of one model's metric are consistent with one true mean.
 
     The runs behind A and B are independent, so the standard error of mean_A - mean_B is
@@ -121,11 +135,13 @@ def means_agree(a: dict, b: dict) -> bool:
     test of equal means at about the reports' confidence level; merely overlapping intervals
     (|diff| <= h_A + h_B) would be far more lenient. Schenker & Gentleman (2001), "On judging the
     significance of differences by examining the overlap between confidence intervals",
-    The American Statistician 55(3), 182-186.
+    The American Statistician 55(3), 182-186. ``resolution``: the smallest step the metric takes (one
+    test image); a zero-width interval of several runs is widened to it.
     """
     ha, hb = _half_width(a), _half_width(b)
     if ha is None or hb is None:
         return abs(a["mean"] - b["mean"]) <= EXACT
+    ha, hb = (h if h > 0 else resolution for h in (ha, hb))
     return abs(a["mean"] - b["mean"]) <= math.hypot(ha, hb)
 
 
@@ -168,6 +184,8 @@ def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[Check]:
     """
     out = []
     models_a, models_b = a["models"], b["models"]
+    sizes = [n for n in (_test_images(a), _test_images(b)) if n]
+    resolution = 1 / min(sizes) if sizes else 0.0
     for model in dict.fromkeys([*models_a, *models_b]):
         if model not in models_a or model not in models_b:
             out.append(_only_in("model", model, model in models_a))
@@ -181,7 +199,7 @@ def checks(a: dict, b: dict, metrics: list[str] | None = None) -> list[Check]:
                 where = "neither" if metric not in ma and metric not in mb else ("A" if metric in ma else "B")
                 out.append((False, f"{model} {metric}: only in {where}"))
                 continue
-            ok = means_agree(ma[metric], mb[metric])
+            ok = means_agree(ma[metric], mb[metric], resolution if metric in PER_IMAGE else 0.0)
             out.append((ok, f"{model} {metric}: A {_show(ma[metric])}  B {_show(mb[metric])}"))
     out += _pair_checks(a.get("pairs", {}), b.get("pairs", {}), "pair", lambda key, pa, pb: [
         _verdict_check(key, pa, pb, pa.get("metric"), pb.get("metric"))])

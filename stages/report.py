@@ -125,7 +125,7 @@ def build_report(cfg: dict, inputs: Inputs = Inputs(), outputs: Outputs = Output
     runs_of = {"confidence": CONFIDENCE, "seeds": seeds, "train_percent": full,
                "split": "re-drawn per seed" if varied else "fixed"}
     summary = rounded({
-        "primary_metric": primary, "alpha": cfg["alpha"], **runs_of, "best": best,
+        "primary_metric": primary, "alpha": cfg["alpha"], **runs_of, "test_images": len(frame), "best": best,
         "best_score": stats[best][primary]["mean"],
         "models": {n: {m: stats[n][m] for m in QUALITY_SUMMARY} for n in names}, "pairs": pairs,
         "platforms": platforms(sized),

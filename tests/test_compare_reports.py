@@ -91,6 +91,23 @@ def test_means_agree_uses_the_combined_interval():
     assert not means_agree(stat(0.9, None), stat(0.9001, 0.05))  # one side has no interval: exact only
 
 
+def test_a_ceiling_s_zero_width_interval_is_widened_to_one_test_image(tmp_path, capsys):
+    # Every run of A at 1.000 (zero width) vs B's 0.991 +- 0.008: 0.009 apart, 1.6 of 180 test images.
+    assert not means_agree(stat(1.0, 0.0), stat(0.991, 0.008))
+    assert means_agree(stat(1.0, 0.0), stat(0.991, 0.008), resolution=1 / 180)
+    assert not means_agree(stat(1.0, 0.0), stat(0.98, 0.008), resolution=1 / 180)  # 3.6 images: not one
+    a, b = summary(), summary()
+    a["test_images"] = b["test_images"] = 180
+    a["models"]["vit"]["top3_accuracy"], b["models"]["vit"]["top3_accuracy"] = stat(1.0, 0.0), stat(0.991, 0.008)
+    a["models"]["vit"]["log_loss"], b["models"]["vit"]["log_loss"] = stat(0.1, 0.0), stat(0.109, 0.008)
+    pa, pb = tmp_path / "a.json", tmp_path / "b.json"
+    pa.write_text(json.dumps(a)), pb.write_text(json.dumps(b))
+    main([str(pa), str(pb)])
+    bad = disagreements(capsys.readouterr().out)
+    assert [line.split(":")[0] for line in bad] == ["DISAGREE  vit log_loss"] or \
+        (len(bad) == 1 and "log_loss" in bad[0]), bad  # only the per-image metric is widened
+
+
 def test_agreeing_reports_exit_0(tmp_path, capsys):
     b = summary()
     b["models"]["vit"]["accuracy"] = stat(0.96, 0.025)  # within sqrt(0.02^2 + 0.025^2) = 0.032
