@@ -1,4 +1,4 @@
-# The two commands of the README's Quick start: `make repro` and `make test`.
+# The README's two commands: `make repro` and `make test`; `make docs` builds the documentation site.
 # Both create .venv if it is absent and install requirements.txt into it.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stage commands call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install test-deps repro test test-fast dag params check review prune decide bench clean
+.PHONY: install test-deps repro test test-fast docs dag params check review prune decide bench clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,13 @@ test: install test-deps
 # The edit loop: every test but the slow ones (DVC stages in subprocesses, real training runs).
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict fails on a broken link or anchor.
+# Its tables, counts and times are generated from the files that hold them (docs/generate.py), and
+# the README's generated line (the two commands' run times) is refreshed first.
+docs: install
+	$(BIN)/python docs/generate.py readme
+	$(BIN)/mkdocs build --strict
 
 dag: install
 	$(BIN)/dvc dag
@@ -72,4 +79,4 @@ bench: install
 	$(BIN)/python benchmarks/frozen_features.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache site

@@ -1,6 +1,6 @@
 """Benchmark: does each guarantee's test fail when the guarantee breaks? One planted fault per promise.
 
-The README's Guarantees name a test for each promise. Here each promise gets a realistic way to break
+The Guarantees (docs/guarantees.md) name a test for each promise. Here each promise gets a realistic way to break
 it -- a one-line edit of the code that keeps it (:data:`FAULTS`) -- planted in a scratch copy of the
 repository (as benchmarks/pipeline.py makes it); the named test runs there and must fail. The mutation
 benchmark (benchmarks/mutation.py) does the same at scale for the pure-Python modules; these are the

@@ -1,4 +1,4 @@
-"""The layers of stages/ are a checked rule: .importlinter's contracts (README: Repository layout).
+"""The layers of stages/ are a checked rule: .importlinter's contracts (docs/development.md: Repository layout).
 
 `lint-imports` runs here, so `make test` and CI check them; each contract is shown to fail on a
 planted import, in a copy of stages/, so a contract that checks nothing cannot pass unnoticed.

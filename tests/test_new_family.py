@@ -1,5 +1,5 @@
 """Adding a model family is one module: a throw-away token family, registered from a temporary
-folder, goes through train, evaluate and explain with no other edit (README: Adding a model)."""
+folder, goes through train, evaluate and explain with no other edit (docs/models.md: Adding a model family)."""
 
 from __future__ import annotations
 

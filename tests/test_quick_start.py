@@ -1,9 +1,9 @@
-"""The README's Quick start is what CI runs, and `make test` brings what the tests need beyond
+"""The README's two commands are what CI runs, and `make test` brings what the tests need beyond
 requirements.txt (Chromium) or stops before any test with the command to run.
 
 CI once stayed green while the README's `make test` failed on a machine without Chromium, because only
-`.ci/run` installed it. These tests keep the two paths one: `.ci/run` runs the Quick-start command
-alone, and `tests/system-deps.sh` (run by `make test` before pytest) is exercised here with stand-ins
+`.ci/run` installed it. These tests keep the two paths one: `.ci/run` runs the README's `make test`
+(and then builds the documentation, `make docs`), and `tests/system-deps.sh` (run by `make test` before pytest) is exercised here with stand-ins
 for `id`, `sudo`, `apt-get` and `chromium` on an otherwise empty PATH.
 """
 
@@ -21,8 +21,8 @@ SYSTEM_DEPS = REPO / "tests" / "system-deps.sh"
 
 
 def quick_start_commands() -> list[str]:
-    """The commands of the README's Quick-start code block, comments dropped."""
-    section = REPO.joinpath("README.md").read_text(encoding="utf-8").split("## Quick start", 1)[1]
+    """The commands of the README's "Two commands" code block, comments dropped."""
+    section = REPO.joinpath("README.md").read_text(encoding="utf-8").split("## Two commands", 1)[1]
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
     return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
 
@@ -34,8 +34,9 @@ def script_commands(path: Path) -> list[str]:
 
 
 def test_ci_runs_the_readme_test_command_and_nothing_else():
-    assert "make test" in quick_start_commands() and "make repro" in quick_start_commands()
-    assert script_commands(REPO / ".ci" / "run") == ["make test"]
+    """CI runs the README's `make test`, then builds the docs (`make docs`), and nothing else."""
+    assert quick_start_commands() == ["make repro", "make test"]
+    assert script_commands(REPO / ".ci" / "run") == ["make test", "make docs"]
 
 
 def test_make_test_provides_the_system_dependencies_before_pytest():

@@ -1,4 +1,6 @@
-"""The test suite's own promises (README, Development notes): the fast subset, timeouts, warnings."""
+"""The test suite's own promises (docs/development.md): the fast subset, timeouts, warnings.
+
+(That every test the docs name exists is checked by tests/test_docs.py.)"""
 
 from __future__ import annotations
 
@@ -33,37 +35,6 @@ def test_timeout_and_own_deprecations_are_configured(pytestconfig):
     assert int(pytestconfig.getini("timeout")) > 0  # pytest-timeout: a hang fails the test
     filters = pytestconfig.getini("filterwarnings")
     assert filters[-1] == "error::DeprecationWarning:stages"  # last wins: our own deprecations are errors
-
-
-def test_every_test_the_readme_names_exists():
-    """A promise names the test that shows it (README, Guarantees and elsewhere): a renamed or deleted
-    test must not leave the promise pointing at nothing. `tests/test_x.py::name` names a test of that
-    file; a bare `::name` that follows in the same paragraph or table row names one of the last file."""
-    import ast
-    import re
-
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    defined: dict[str, set[str]] = {}
-    missing, checked = [], 0
-    for block in re.split(r"\n\s*\n|\n(?=\|)", readme):  # paragraphs and table rows
-        current = None
-        for file_ref, name in re.findall(r"(tests/test_\w+\.py)?(?:::(\w+))?", block):
-            if file_ref:
-                current = file_ref
-                if not (REPO / file_ref).is_file():
-                    missing.append(file_ref)
-                    continue
-            if not name:
-                continue
-            assert current, f"README: ::{name} names no file before it"
-            if current not in defined:
-                tree = ast.parse((REPO / current).read_text(encoding="utf-8"))
-                defined[current] = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
-            checked += 1
-            if name not in defined[current]:
-                missing.append(f"{current}::{name}")
-    assert checked > 30  # the scan reads the README's references (it names over 30)
-    assert not missing, f"README names tests that do not exist: {missing}"
 
 
 def test_the_committed_mutation_scores_cover_every_module_and_reach_the_target():
