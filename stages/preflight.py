@@ -143,8 +143,8 @@ def _check_dataset(cfg) -> str:
     balance's parsed params). Images themselves are checked by the balance stage."""
     source = Path(cfg.source).expanduser()
     if not source.is_dir():
-        raise DataError(f"dataset folder {cfg.source} not found (balance.source); see the README's "
-                        "dataset section for where to put it")
+        raise DataError(f"dataset folder {cfg.source} not found (balance.source); docs/studies.md "
+                        "says where each study's dataset goes")
     from stages.data.image_files import entries_dvc_cannot_hash
 
     blocking = entries_dvc_cannot_hash(source)
