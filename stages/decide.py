@@ -122,6 +122,12 @@ def decide(overrides: list[str], dry_run: bool = False, runner: Runner = dvc_run
     print(f"decide: {looks} planned look(s) at {', '.join(map(str, sizes))} runs per model "
           f"(study.seeds {study.seeds}, seed_step {study.seed_step}, max_seeds {study.max_seeds}); "
           f"each look tests at report.alpha / {looks}", flush=True)
+    if not study.vary_split and study.max_seeds > 5:
+        # benchmarks/verdict_simulation.csv: where the training set matters, one fixed split read a false
+        # "better" in 0.14 of studies at 5 runs and 0.25 at 10; Nadeau-Bengio over re-drawn splits ~0.06.
+        print("decide: note: study.vary_split is false, so every run shares one split; where the training set "
+              "matters, more runs on one split make a false 'better' likelier (docs/report.md, Varying the split): "
+              "add --set study.vary_split=true", flush=True)
     if dry_run:
         for k, n in enumerate(sizes, 1):
             print(f"look {k}/{looks}: dvc {shlex.join(look_args(overrides, extend(study.seeds, n), looks))}")

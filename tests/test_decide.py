@@ -153,6 +153,9 @@ def test_dry_run_prints_the_schedule_and_runs_nothing(in_repo, capsys):
     assert ("look 3/3: dvc exp run -S 'study.seeds=[4,7]' -S study.seed_step=3 -S study.max_seeds=6 "
             "-S 'study.seeds=[4,7,0,1,2,3]' -S report.looks=3") in out
     assert "dry run: nothing was run" in out
+    assert "study.vary_split is false" in out  # 6 runs on one split: the note on re-drawing it
+    dec.main(["--dry-run", "--set", "study.max_seeds=6", "--set", "study.vary_split=true"], runner=fake)
+    assert "study.vary_split is false" not in capsys.readouterr().out
 
 
 def test_a_report_without_the_looks_runs_is_named(in_repo, capsys):
