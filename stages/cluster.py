@@ -87,37 +87,31 @@ def changed(repo: Path, paths: tuple[str, ...] = ()) -> list[str]:
 
 # --- the plan: which stages, in which order ---------------------------------------------------------
 
-def plan(repo: Path) -> tuple[list[str], list[str]]:
-    """(the stages upstream of the `train@` runs, in DAG order; every `train@` stage), from DVC's graph."""
+def pipeline(repo: Path) -> dict[str, list[str]]:
+    """Every stage of dvc.yaml in DAG order (upstream first), each with the stages it depends on, directly or
+    not, in the same order."""
     import networkx as nx
     from dvc.repo import Repo
 
     with Repo(str(repo)) as dvc_repo:
         graph = dvc_repo.index.graph  # an edge goes from a stage to a stage it depends on
-        train = [s for s in graph if s.name.startswith(TRAIN)]
-        upstream = set().union(*(nx.descendants(graph, s) for s in train)) if train else set()
-        order = [s.name for s in reversed(list(nx.topological_sort(graph))) if s in upstream]
-        return order, sorted(s.name for s in train)
+        order = list(reversed(list(nx.topological_sort(graph))))
+        return {s.name: [u.name for u in order if u in nx.descendants(graph, s)] for s in order}
 
 
-def all_stages(repo: Path) -> list[str]:
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as dvc_repo:
-        return [s.name for s in dvc_repo.index.stages]
+def plan(repo: Path) -> tuple[list[str], list[str], list[str]]:
+    """(the stages upstream of the `train@` runs; the `train@` stages; the others: evaluate, report, explain)."""
+    stages = pipeline(repo)
+    train = [name for name in stages if name.startswith(TRAIN)]
+    upstream = [name for name in stages if any(name in stages[t] for t in train)]
+    return upstream, train, [name for name in stages if name not in train and name not in upstream]
 
 
 def upstream_of(repo: Path, stage: str) -> list[str]:
-    import networkx as nx
-    from dvc.repo import Repo
-
-    with Repo(str(repo)) as dvc_repo:
-        graph = dvc_repo.index.graph
-        (node,) = [s for s in graph if s.name == stage] or [None]
-        if node is None:
-            raise RunFailed(f"no stage {stage!r} in dvc.yaml at this commit (python -m stages.cluster list)")
-        ups = nx.descendants(graph, node)
-        return [s.name for s in reversed(list(nx.topological_sort(graph))) if s in ups]
+    stages = pipeline(repo)
+    if stage not in stages:
+        raise RunFailed(f"no stage {stage!r} in dvc.yaml at this commit (`dvc stage list`)")
+    return stages[stage]
 
 
 def stale(repo: Path, stages: list[str]) -> list[str]:
@@ -245,12 +239,13 @@ def check_committed(repo: Path) -> str:
     return head(repo)
 
 
-def prepare(repo: Path, remote: str | None = None) -> tuple[str, str, list[str], list[str]]:
-    """Refuse uncommitted code or params; run the stages upstream of the runs here and push their run-cache
-    entries. Returns (commit, remote URL, the stale `train@` stages, every `train@` stage)."""
+def prepare(repo: Path) -> tuple[str, str, list[str], list[str]]:
+    """Refuse uncommitted code or params; run the stages upstream of the runs here and push them with their
+    run-cache entries to the default DVC remote. Returns (commit, the remote's URL, the stale `train@` stages,
+    every `train@` stage)."""
     commit = check_committed(repo)
-    remote = remote or remote_url(repo)
-    upstream, train = plan(repo)
+    remote = remote_url(repo)
+    upstream, train, _ = plan(repo)
     if upstream:
         sh(dvc("repro", "--pull", *upstream), repo)
         push_runs(repo, upstream)
@@ -265,16 +260,14 @@ def finish(repo: Path) -> None:
     if retrained:
         raise RunFailed(f"the final `dvc repro --pull` trained {', '.join(retrained)} instead of restoring it: "
                         "is every run on the remote?")
-    upstream, train = plan(repo)
-    push_runs(repo, [s for s in all_stages(repo) if s not in upstream and s not in train])
+    push_runs(repo, plan(repo)[2])
 
 
-def coordinate(repo: Path, scheduler: str, clones: str, origin: str | None = None,
-               remote: str | None = None, retries: int = 0) -> list[dict]:
+def coordinate(repo: Path, scheduler: str, clones: str, origin: str | None = None, retries: int = 0) -> list[dict]:
     from distributed import Client, as_completed
 
     t0 = time.perf_counter()
-    commit, remote, todo, train = prepare(repo, remote)
+    commit, remote, todo, train = prepare(repo)
     origin = origin or str(repo)
     t1 = time.perf_counter()
     print(f"cluster: commit {commit[:12]}, remote {remote}: upstream stages run and pushed in {t1 - t0:.0f} s; "
@@ -324,12 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--clones", default=os.path.join(tempfile.gettempdir(), "dvc-cluster-clones"),
                      help="the folder, on each worker, of the workers' clones (one per worker name)")
     run.add_argument("--origin", help="the git URL the workers clone (default: this repository's path)")
-    run.add_argument("--remote", help="the DVC remote's URL (default: this repository's default remote)")
     run.add_argument("--retries", type=int, default=0,
                      help="retries of a run that failed (a killed worker's run is rescheduled regardless)")
     prep = sub.add_parser("prepare", help="run and push the upstream stages; print the stale train@ stages, "
                                           "one a line, then the commit and remote to give run-one")
-    prep.add_argument("--remote", help="the DVC remote's URL (default: this repository's default remote)")
     sub.add_parser("finish", help="`dvc repro --pull`: restore every run, run the downstream stages")
     here = sub.add_parser("run-here", help="(what run-one runs inside its clone) one train@ run, here")
     here.add_argument("stage")
@@ -345,9 +336,9 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path.cwd()
     try:
         if args.command == "run":
-            coordinate(repo, args.scheduler, args.clones, args.origin, args.remote, args.retries)
+            coordinate(repo, args.scheduler, args.clones, args.origin, args.retries)
         elif args.command == "prepare":
-            commit, remote, todo, _ = prepare(repo, args.remote)
+            commit, remote, todo, _ = prepare(repo)
             print("\n".join(todo))
             print(f"# commit {commit}\n# remote {remote}", file=sys.stderr)
         elif args.command == "finish":

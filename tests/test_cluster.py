@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,7 +24,6 @@ import yaml
 from conftest import run
 from stages.cluster import Refused, check_committed, ensure_clone, head, listed_stage
 
-pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
 
 BIN = Path(sys.executable).parent
@@ -56,6 +56,7 @@ def _env(repo: Path) -> dict:
 def dask_cluster(tmp: Path, repo: Path, workers: int):
     """A `dask scheduler` and ``workers`` `dask worker` processes (one thread each, with a nanny), each in
     its own process group. Yields (address, {name: Popen})."""
+    pytest.importorskip("distributed")
     tmp.mkdir(parents=True, exist_ok=True)
     file = tmp / "scheduler.json"
     logs = []
@@ -185,3 +186,19 @@ def test_a_job_array_index_maps_to_one_line_of_the_list(tmp_path):
         listed_stage(runs, 2)
     script = (REPO / "slurm/train_array.sbatch").read_text()
     assert "--list" in script and '--index "$SLURM_ARRAY_TASK_ID"' in script
+
+
+def test_a_one_machine_user_never_loads_dask():
+    """stages.cluster imports Dask only when it dispatches; no other module imports it."""
+    code = "import sys, stages.cluster, stages.decide; assert 'distributed' not in sys.modules and 'dask' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+    users = [p for p in (REPO / "stages").rglob("*.py") if re.search(r"^\s*(from|import) (dask|distributed)\b",
+                                                                       p.read_text(encoding="utf-8"), re.M)]
+    assert [p.relative_to(REPO).as_posix() for p in users] == ["stages/cluster.py"]
+
+
+def test_every_test_scaling_md_names_exists():
+    text = (REPO / "SCALING.md").read_text(encoding="utf-8")
+    names = re.findall(r"tests/test_cluster\.py::(\w+)", text)
+    defined = set(re.findall(r"^def (test_\w+)", Path(__file__).read_text(encoding="utf-8"), re.M))
+    assert len(names) >= 5 and set(names) <= defined, set(names) - defined
