@@ -58,6 +58,7 @@ decide: install
 # Spread the study's train@ runs over a Dask cluster, one DVC remote for all (SCALING.md):
 # make distribute SCHEDULER=tcp://host:8786
 distribute: install
+	@test -n "$(SCHEDULER)" || { echo "make: give the Dask scheduler: make distribute SCHEDULER=tcp://host:8786 (SCALING.md)" >&2; exit 2; }
 	$(BIN)/python -m stages.cluster run --scheduler $(SCHEDULER) $(ARGS)
 
 # Validate a preset and check its dataset and weights: make check EXP=dogs13

@@ -43,6 +43,7 @@ TRAIN = "train@"
 # What a run reads from the commit (dvc.lock and the metrics files change as stages run: not these).
 WATCHED = ("params.yaml", "dvc.yaml", "conf", "stages")
 PIPELINE = "dvc.yaml"  # every stage is in it: a stage is named by its name (train@vit-100-0)
+GROUP_FILE = "cluster-run.pgid"  # in a clone's .git/: the process group of the `dvc repro` running there
 REMOTE_NAME = "cluster"  # the remote a worker's clone is given (.dvc/config.local, not committed)
 
 
@@ -56,12 +57,21 @@ class RunFailed(PipelineError):
     exit_code = 1
 
 
-def sh(cmd: list[str], cwd: Path | str, check: bool = True) -> subprocess.CompletedProcess:
+def sh(cmd: list[str], cwd: Path | str, check: bool = True, group: Path | None = None) -> subprocess.CompletedProcess:
     """``cmd`` in ``cwd``, output captured; this interpreter's folder first on PATH (DVC stages call
-    `python`). With ``check``, a non-zero exit raises RunFailed naming the command and its output's end."""
+    `python`). With ``check``, a non-zero exit raises RunFailed naming the command and its output's end.
+    With ``group``, ``cmd`` and its children run in a process group of their own, its id in that file while
+    it runs (what stop_stale_attempt kills)."""
     env = dict(os.environ, DVC_NO_ANALYTICS="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    with subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=group is not None) as popen:
+        if group is not None:
+            group.write_text(str(popen.pid))
+        stdout, stderr = popen.communicate()
+    if group is not None:
+        group.unlink(missing_ok=True)
+    proc = subprocess.CompletedProcess(cmd, popen.returncode, stdout, stderr)
     if check and proc.returncode:
         raise RunFailed(f"`{' '.join(cmd)}` failed (exit {proc.returncode}) in {cwd}:\n{tail(proc)}")
     return proc
@@ -203,16 +213,37 @@ def run_one(stage: str, clone: str, origin: str, commit: str, remote: str) -> di
     return {**json.loads(proc.stdout.strip().splitlines()[-1]), "clone": str(where), "clone_s": clone_s}
 
 
+def stop_stale_attempt(where: Path) -> None:
+    """Kill what an attempt killed in this clone left running: a Dask worker killed alone (its nanny starts
+    another of the same name, which may get the run again) leaves its `dvc repro` and the stage running."""
+    import psutil
+
+    record = where / ".git" / GROUP_FILE
+    try:
+        group = int(record.read_text())
+    except (OSError, ValueError):
+        return
+    for proc in psutil.process_iter():
+        try:
+            if os.getpgid(proc.pid) == group and Path(proc.cwd()).resolve().is_relative_to(where.resolve()):
+                proc.kill()
+        except (psutil.Error, OSError):
+            pass
+    record.unlink(missing_ok=True)
+
+
 def run_here(stage: str) -> dict:
     """In a clone at the study's commit: restore the run's inputs from the run-cache, run it (or restore it,
     when the remote has it already), push it with its run-cache entry. Returns the timings."""
     where = Path.cwd()
+    stop_stale_attempt(where)
+    group = where / ".git" / GROUP_FILE
     t0 = time.perf_counter()
     ups = upstream_of(where, stage)
     if ups:
-        sh(dvc("repro", "--pull", *ups), where)
+        sh(dvc("repro", "--pull", *ups), where, group=group)
     t1 = time.perf_counter()
-    out = sh(dvc("repro", "--pull", "--single-item", stage), where)
+    out = sh(dvc("repro", "--pull", "--single-item", stage), where, group=group)
     t2 = time.perf_counter()
     push_runs(where, [stage])
     t3 = time.perf_counter()

@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from conftest import run
-from stages.cluster import Refused, check_committed, ensure_clone, head, listed_stage
+from stages.cluster import (GROUP_FILE, Refused, check_committed, ensure_clone, head, listed_stage,
+                            stop_stale_attempt)
 
 psutil = pytest.importorskip("psutil")
 
@@ -141,6 +142,14 @@ def test_two_workers_one_killed_mid_run_study_completes_and_a_third_clone_restor
     assert run(["dvc", "status"], third).stdout.strip() == "Data and pipelines are up to date."
     comparison = "metrics/comparison.json"
     assert json.loads((third / comparison).read_text()) == json.loads((repo_copy / comparison).read_text())
+    # Why SCALING.md says `dvc repro --pull`: DVC 3's `dvc pull --run-cache` fetches the entries, not the files
+    # they name, so a `dvc repro` after it would train. (Fails once DVC fetches them: then document both.)
+    fourth = tmp_path / "fourth"
+    run(["git", "clone", "-q", str(repo_copy), str(fourth)], tmp_path)
+    run(["dvc", "remote", "add", "--local", "-d", "storage", str(remote)], fourth)
+    run(["dvc", "pull", "--run-cache"], fourth, check=False)  # exits 1: the commit's dvc.lock names no output
+    cache = fourth / ".dvc/cache"
+    assert any((cache / "runs").rglob("*")) and not any(p.is_file() for p in (cache / "files").rglob("*"))
 
 
 def test_a_failing_run_stops_the_study_with_its_error(repo_copy, tmp_path):
@@ -176,6 +185,23 @@ def test_a_worker_clone_at_another_commit_is_refused_naming_both(repo_copy, tmp_
     (clone / "stages/train.py").write_text("# edited\n")
     with pytest.raises(Refused, match=r"local changes to .*stages/train\.py"):
         ensure_clone(clone, str(repo_copy), origin_head, str(tmp_path / "remote"))
+
+
+def test_a_new_attempt_stops_what_a_killed_one_left_running_in_its_clone(tmp_path):
+    clone = tmp_path / "clone"
+    (clone / ".git").mkdir(parents=True)
+    left = subprocess.Popen(["sleep", "120"], cwd=clone, start_new_session=True)  # an orphaned `dvc repro`
+    other = subprocess.Popen(["sleep", "120"], cwd=tmp_path, start_new_session=True)  # not in the clone
+    (clone / ".git" / GROUP_FILE).write_text(str(left.pid))
+    try:
+        stop_stale_attempt(clone)
+        assert left.wait(timeout=10) == -signal.SIGKILL and other.poll() is None
+        assert not (clone / ".git" / GROUP_FILE).exists()
+        stop_stale_attempt(clone)  # nothing recorded: nothing to do
+    finally:
+        for proc in (left, other):
+            proc.kill()
+            proc.wait()
 
 
 def test_a_job_array_index_maps_to_one_line_of_the_list(tmp_path):
