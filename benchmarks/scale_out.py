@@ -66,7 +66,8 @@ def study_copy(dest: Path, small: bool) -> Path:
 
 def check(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     if proc.returncode:
-        sys.exit(f"{' '.join(map(str, proc.args))} failed ({proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+        sys.exit(f"{' '.join(map(str, proc.args))} failed ({proc.returncode}):\n"
+                 f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     return proc
 
 
@@ -94,6 +95,10 @@ def cluster(tmp: Path, repo: Path, cores: list[int]):
         for i, core in enumerate(cores):
             start([*pinned(core), str(BIN / "dask"), "worker", address, "--nthreads", "1", "--nworkers", "1",
                    "--name", f"w{i}", "--no-dashboard", "--local-directory", str(tmp / f"w{i}")], f"w{i}.log")
+        from distributed import Client
+
+        with Client(address) as client:  # every worker up before the clock starts (else: their logs)
+            client.wait_for_workers(len(cores), timeout=180)
         yield address
     finally:
         for proc in procs:
@@ -132,8 +137,10 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch folders")
     args = parser.parse_args()
     cores = args.cores or list(range(max(args.workers)))
-    if len(cores) < max(args.workers):
-        sys.exit(f"--cores names {len(cores)} core(s), fewer than {max(args.workers)} workers")
+    if len(set(cores)) < max(args.workers):
+        sys.exit(f"--cores names {len(set(cores))} core(s), fewer than {max(args.workers)} workers: one core each")
+    if not set(cores) <= os.sched_getaffinity(0):
+        sys.exit(f"--cores {cores}: this machine has cores {sorted(os.sched_getaffinity(0))}")
     out = args.out or (TINY_OUT if args.tiny else OUT)
     scratch = Path(tempfile.mkdtemp(prefix="scale-out-"))
     common = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),

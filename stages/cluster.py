@@ -350,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--origin", help="the git URL the workers clone (default: this repository's path)")
     run.add_argument("--retries", type=int, default=0,
                      help="retries of a run that failed (a killed worker's run is rescheduled regardless)")
-    prep = sub.add_parser("prepare", help="run and push the upstream stages; print the stale train@ stages, "
-                                          "one a line, then the commit and remote to give run-one")
+    sub.add_parser("prepare", help="run and push the upstream stages; print the stale train@ stages, one a "
+                                   "line (stdout), then the commit and remote to give run-one (stderr)")
     sub.add_parser("finish", help="`dvc repro --pull`: restore every run, run the downstream stages")
     here = sub.add_parser("run-here", help="(what run-one runs inside its clone) one train@ run, here")
     here.add_argument("stage")

@@ -216,7 +216,8 @@ def test_a_job_array_index_maps_to_one_line_of_the_list(tmp_path):
 
 def test_a_one_machine_user_never_loads_dask():
     """stages.cluster imports Dask only when it dispatches; no other module imports it."""
-    code = "import sys, stages.cluster, stages.decide; assert 'distributed' not in sys.modules and 'dask' not in sys.modules"
+    code = ("import sys, stages.cluster, stages.decide; "
+            "assert 'distributed' not in sys.modules and 'dask' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
     users = [p for p in (REPO / "stages").rglob("*.py") if re.search(r"^\s*(from|import) (dask|distributed)\b",
                                                                        p.read_text(encoding="utf-8"), re.M)]
