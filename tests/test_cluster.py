@@ -150,6 +150,14 @@ def test_two_workers_one_killed_mid_run_study_completes_and_a_third_clone_restor
     run(["dvc", "pull", "--run-cache"], fourth, check=False)  # exits 1: the commit's dvc.lock names no output
     cache = fourth / ".dvc/cache"
     assert any((cache / "runs").rglob("*")) and not any(p.is_file() for p in (cache / "files").rglob("*"))
+    # The results committed (dvc.lock and the metrics, as after a `dvc repro`): a plain `dvc pull` restores them.
+    run(["git", "add", "-A"], repo_copy)
+    run(["git", "commit", "-qm", "the study's results"], repo_copy)
+    fifth = tmp_path / "fifth"
+    run(["git", "clone", "-q", str(repo_copy), str(fifth)], tmp_path)
+    run(["dvc", "remote", "add", "--local", "-d", "storage", str(remote)], fifth)
+    run(["dvc", "pull"], fifth)
+    assert run(["dvc", "status"], fifth).stdout.strip() == "Data and pipelines are up to date."
 
 
 def test_a_failing_run_stops_the_study_with_its_error(repo_copy, tmp_path):
