@@ -6,7 +6,7 @@ BIN := $(abspath $(VENV))/bin
 # DVC stage commands call `python`: make it the virtualenv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install test-deps repro test test-fast docs dag params check review prune decide bench clean
+.PHONY: install test-deps repro test test-fast docs dag params check review prune decide distribute bench clean
 
 install: $(VENV)/.installed
 
@@ -61,6 +61,12 @@ prune: install
 # Add seeds, a cached `dvc exp run` per look, until every pair is decided: make decide ARGS="--set +experiment=dogs13"
 decide: install
 	$(BIN)/python -m stages.decide $(ARGS)
+
+# Spread the study's train@ runs over a Dask cluster, one DVC remote for all (SCALING.md):
+# make distribute SCHEDULER=tcp://host:8786
+distribute: install
+	@test -n "$(SCHEDULER)" || { echo "make: give the Dask scheduler: make distribute SCHEDULER=tcp://host:8786 (SCALING.md)" >&2; exit 2; }
+	$(BIN)/python -m stages.cluster run --scheduler $(SCHEDULER) $(ARGS)
 
 # Validate a preset and check its dataset and weights: make check EXP=dogs13
 check: install
