@@ -62,10 +62,10 @@ prune: install
 decide: install
 	$(BIN)/python -m stages.decide $(ARGS)
 
-# Spread the study's train@ runs over a Dask cluster, one DVC remote for all (SCALING.md):
+# Spread the study's train@ runs over a Dask cluster, one DVC remote for all (docs/cluster.md):
 # make distribute SCHEDULER=tcp://host:8786
 distribute: install
-	@test -n "$(SCHEDULER)" || { echo "make: give the Dask scheduler: make distribute SCHEDULER=tcp://host:8786 (SCALING.md)" >&2; exit 2; }
+	@test -n "$(SCHEDULER)" || { echo "make: give the Dask scheduler: make distribute SCHEDULER=tcp://host:8786 (docs/cluster.md)" >&2; exit 2; }
 	$(BIN)/python -m stages.cluster run --scheduler $(SCHEDULER) $(ARGS)
 
 # Validate a preset and check its dataset and weights: make check EXP=dogs13

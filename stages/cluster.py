@@ -1,6 +1,6 @@
 """Spread a study's training runs over the workers of a Dask cluster, one DVC cache for all of them.
 
-Usage (SCALING.md):
+Usage (docs/cluster.md):
 
     python -m stages.cluster run --scheduler tcp://HOST:8786     # the coordinator (`make distribute`)
     python -m stages.cluster prepare > runs.txt                   # upstream stages; the runs to do, one a line
@@ -18,7 +18,7 @@ entry itself: the remote holds a run's entry only once every file it names is th
 
 Why a run-cache entry needs our own push: DVC 3 saves none for a stage with a `cache: false` out (every
 `train@` has some: its metrics JSONs) and `dvc push --run-cache` uploads the entries but not the
-uncached files they name; `push_runs` does both with DVC's own StageCache (SCALING.md, "How").
+uncached files they name; `push_runs` does both with DVC's own StageCache (docs/cluster.md, "How").
 
 Exit 0 when every run is in the remote and the pipeline is up to date; 1 when a run fails (its stage and
 the end of its output are named; the other runs are cancelled); 2 on a refusal (uncommitted changes, a

@@ -1,4 +1,4 @@
-"""stages/cluster.py: a study's runs spread over Dask workers, one DVC remote for all (SCALING.md).
+"""stages/cluster.py: a study's runs spread over Dask workers, one DVC remote for all (docs/cluster.md).
 
 The end-to-end test starts a real scheduler and two workers as separate processes on localhost, each worker
 in its own clone, a local-folder DVC remote; it kills one worker (its whole process group: a machine lost)
@@ -47,7 +47,7 @@ def tiny_study(repo: Path, remote: Path, **predict) -> None:
 
 
 def _env(repo: Path) -> dict:
-    # The workers import stages.cluster from a checkout (SCALING.md); the runs use their clones' code.
+    # The workers import stages.cluster from a checkout (docs/cluster.md); the runs use their clones' code.
     return dict(os.environ, PYTHONPATH=str(repo), DVC_NO_ANALYTICS="1", OMP_NUM_THREADS="1",
                 TF_NUM_INTEROP_THREADS="1", TF_NUM_INTRAOP_THREADS="1",
                 PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
@@ -142,7 +142,7 @@ def test_two_workers_one_killed_mid_run_study_completes_and_a_third_clone_restor
     assert run(["dvc", "status"], third).stdout.strip() == "Data and pipelines are up to date."
     comparison = "metrics/comparison.json"
     assert json.loads((third / comparison).read_text()) == json.loads((repo_copy / comparison).read_text())
-    # Why SCALING.md says `dvc repro --pull`: DVC 3's `dvc pull --run-cache` fetches the entries, not the files
+    # Why docs/cluster.md says `dvc repro --pull`: DVC 3's `dvc pull --run-cache` fetches the entries, not the files
     # they name, so a `dvc repro` after it would train. (Fails once DVC fetches them: then document both.)
     fourth = tmp_path / "fourth"
     run(["git", "clone", "-q", str(repo_copy), str(fourth)], tmp_path)
@@ -233,7 +233,7 @@ def test_a_one_machine_user_never_loads_dask():
 
 
 def test_every_test_scaling_md_names_exists():
-    text = (REPO / "SCALING.md").read_text(encoding="utf-8")
+    text = (REPO / "docs" / "cluster.md").read_text(encoding="utf-8")
     names = re.findall(r"tests/test_cluster\.py::(\w+)", text)
     defined = set(re.findall(r"^def (test_\w+)", Path(__file__).read_text(encoding="utf-8"), re.M))
     assert len(names) >= 5 and set(names) <= defined, set(names) - defined
