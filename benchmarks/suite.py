@@ -45,6 +45,8 @@ def main() -> None:
         tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
         print(f"{command}: {tail} ({seconds / 60:.1f} min)")
         if proc.returncode != 0:
+            # The failures, so a failed half-hour run is not a second half hour to find out why.
+            print("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-80:]), file=sys.stderr)
             sys.exit(f"{command} failed: not recorded")
         ran = sum(int(n) for n in re.findall(r"(\d+) (?:passed|skipped|xfailed|xpassed)", tail))
         kept[run] = {"run": run, "command": command, "tests": ran, "seconds": round(seconds, 1),
