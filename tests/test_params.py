@@ -151,7 +151,7 @@ def test_study_seeds_keep_their_order_and_sizes_are_ascending():
 @pytest.mark.parametrize("study, key, message", [
     (None, "study", "expected a mapping, got None"),  # no study section at all
     ({"seeds": [0]}, "study.train_percent", "missing"),
-    ({**STUDY, "seed": 0}, "study.seed", "unknown key; known keys: max_seeds, seed_step, seeds, train_percent"),
+    ({**STUDY, "seed": 0}, "study.seed", "unknown key; known keys: max_seeds, seed_step, seeds, train_percent, vary_split"),
     ({**STUDY, "max_seeds": 0}, "study.max_seeds", "must be >= 1, got 0"),  # make decide's schedule
     ({**STUDY, "seed_step": 1.5}, "study.seed_step", "expected an integer, got 1.5"),
     ({**STUDY, "seed_step": True}, "study.seed_step", "expected an integer, got True"),
