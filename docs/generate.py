@@ -423,6 +423,54 @@ def split_simulation_table() -> str:
         "(`benchmarks/verdict_simulation.csv`)."
 
 
+def scale_out_table(name: str = "scale_out.csv") -> str:
+    """benchmarks/scale_out.py's rows: a plain `dvc repro` on one core, then the study over N one-core workers."""
+    data = rows(name)
+    reference = next((r for r in data if r["mode"] == "dvc repro"), None)
+    one = next(r for r in data if r["mode"] == "stages.cluster")
+    body = []
+    for r in data:
+        wall = float(r["wall_s"])
+        cluster = r["mode"] == "stages.cluster"
+        versus_repro = f"{float(reference['wall_s']) / wall:.2f}x" if reference else "—"
+        phases = (f"{float(r['upstream_s']):.0f} / {float(r['dispatch_s']):.0f} / {float(r['finish_s']):.0f} s"
+                  if cluster else "—")
+        runs_speedup = f"{float(one['dispatch_s']) / float(r['dispatch_s']):.2f}x" if cluster else "—"
+        per_run = f"{r['pull_s']} / {r['run_s']} / {r['push_s']} s" if cluster else "—"
+        body.append(["`dvc repro`, one core" if not cluster else f"`stages.cluster`, {r['workers']} worker(s)",
+                     r["runs"], minutes(wall), f"**{float(r['speedup']):.2f}x**" if cluster else "—", versus_repro,
+                     phases, runs_speedup, per_run, r["quality"]])
+    return table(["how", "runs", "wall", "speed-up vs 1 worker", "vs `dvc repro`",
+                  "upstream / runs / finish", "runs phase speed-up", "per run: pull / train / push", "quality"],
+                 body) + f"\n\n{data[0]['grid'].capitalize()} grid, measured on {measured_on({**data[0], 'cores': data[0]['cpus']})} " \
+                         f"(`benchmarks/{name}`).{scale_out_reading(data)}"
+
+
+def scale_out_reading(data: list[dict]) -> str:
+    """What the widest study's row says: its speed-up, and how much of its wall time did not spread."""
+    widest = max((r for r in data if r["mode"] == "stages.cluster"), key=lambda r: int(r["workers"]))
+    if widest["workers"] == "1":
+        return ""
+    wall = float(widest["wall_s"])
+    serial = float(widest["upstream_s"]) + float(widest["finish_s"])
+    overhead = float(widest["pull_s"]) + float(widest["push_s"])
+    return (f" With {widest['workers']} workers the study ran {float(widest['speedup']):.2f}x as fast as with one; "
+            f"{serial / wall:.0%} of its wall time was the upstream and final stages, which run on the coordinator "
+            f"whatever the worker count, and each run spent {overhead:.1f} s pulling its inputs and pushing its "
+            f"outputs ({overhead / (overhead + float(widest['run_s'])):.0%} of its time on the worker).{beyond_linear(data, widest)}")
+
+
+def beyond_linear(data: list[dict], widest: dict) -> str:
+    """Why the runs phase sped up by more than the worker count, when it did: the runs themselves got faster."""
+    one = next(r for r in data if r["mode"] == "stages.cluster" and r["workers"] == "1")
+    ratio = float(one["dispatch_s"]) / float(widest["dispatch_s"])
+    if ratio <= int(widest["workers"]):
+        return ""
+    return (f" The runs phase's {ratio:.2f}x exceeds {widest['workers']} because the mean run itself took "
+            f"{float(widest['run_s']):.0f} s against {float(one['run_s']):.0f} s with one worker: the two studies ran "
+            "one after the other on a shared machine, whose speed drifts.")
+
+
 def mutation_table() -> str:
     data = rows("mutation.csv")
     return table(["module", "mutants", "killed", "equivalent", "score", "tests", "measured on"],
@@ -495,10 +543,11 @@ def suite_table() -> str:
     total, fast = test_counts()
     body = []
     for r in rows("suite.csv"):
-        body.append([f"`{r['command']}`", r["tests"], minutes(float(r["seconds"])), measured_on(r)])
+        body.append([f"`{r['command']}`", r["tests"], r.get("processes") or "1", minutes(float(r["seconds"])),
+                     measured_on(r)])
     return (f"The suite holds **{total} tests** today, {fast} of them outside the `slow` mark "
             "(counted by `pytest --collect-only` when this page was built).\n\n"
-            + table(["command", "tests run then", "took", "measured on"], body)
+            + table(["command", "tests run then", "test processes", "took", "measured on"], body)
             + "\n\n(`benchmarks/suite.csv`, written by `python benchmarks/suite.py`)")
 
 
@@ -561,6 +610,7 @@ GENERATORS = {
     "verdict_simulation": lambda: verdict_simulation_table(),
     "split_simulation": lambda: split_simulation_table(),
     "mutation": lambda: mutation_table(),
+    "scale_out": lambda name="scale_out.csv": scale_out_table(name),
     "planted_faults": lambda: planted_faults_table(),
     "projection": lambda preset: projection(preset),
     "projection_total": lambda preset: projection_total(preset),

@@ -196,6 +196,10 @@ def test_the_benchmark_tables_are_generated_from_their_csv():
     assert f"{float(total['seconds']):.0f}" in generate.pipeline_table()
     for marker in ("pipeline", "memory", "input_pipeline", "frozen_features", "gpu_training", "study_runtime"):
         assert f"<!-- gen:{marker} -->" in (DOCS / "performance.md").read_text(encoding="utf-8"), marker
+    with (REPO / "benchmarks" / "scale_out.csv").open(newline="") as f:
+        two = next(r for r in csv.DictReader(f) if r["workers"] == "2")
+    assert f"**{float(two['speedup']):.2f}x**" in generate.scale_out_table()
+    assert "<!-- gen:scale_out -->" in (DOCS / "cluster.md").read_text(encoding="utf-8")
 
 
 # --- the built site ----------------------------------------------------------------------------
@@ -211,6 +215,7 @@ def site(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow  # builds the site (~30 s: it imports the schemas and collects the test suite)
+@pytest.mark.xdist_group("docs_site")  # the two site tests share one build
 def test_the_site_builds_strictly_and_fills_in_every_generated_part(site):
     for page in PAGES:
         html = (site / page.with_suffix(".html").name).read_text(encoding="utf-8")
@@ -257,6 +262,7 @@ def fetched_resources(net_log: Path) -> list[str]:
 
 
 @pytest.mark.slow  # the site build above, then three headless Chromium runs (~10 s)
+@pytest.mark.xdist_group("docs_site")
 def test_the_built_site_opens_offline_with_navigation_and_text_drawn(site, tmp_path):
     browser = chromium()
     home = site / "index.html"
