@@ -6,12 +6,14 @@ Times `python -m pytest` (all) and `python -m pytest -m "not slow"` (fast) in th
 after the other, and writes one row per run to benchmarks/suite.csv: the command, the tests that
 ran, the seconds, the machine, its cores and the date (a run not repeated keeps its row). The
 documentation's run times of `make test` and `make test-fast` (README, Development page) are read
-from that file, never typed. The whole suite takes about half an hour on 2 cores.
+from that file, never typed. Both run with pytest.ini's addopts, two test processes (pytest-xdist),
+recorded in the ``processes`` column.
 """
 
 from __future__ import annotations
 
 import argparse
+import configparser
 import csv
 import os
 import re
@@ -25,7 +27,15 @@ from common import ROOT, child_env, machine, write_csv
 
 OUT = Path(__file__).with_name("suite.csv")
 RUNS = {"all": ("make test", []), "fast": ("make test-fast", ["-m", "not slow"])}
-FIELDS = ["run", "command", "tests", "seconds", "machine", "cores", "date"]
+FIELDS = ["run", "command", "tests", "processes", "seconds", "machine", "cores", "date"]
+
+
+def processes() -> str:
+    """The test processes pytest.ini asks for (``--numprocesses=N`` in addopts), or 1."""
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "pytest.ini")
+    found = re.search(r"--numprocesses[= ](\S+)", parser.get("pytest", "addopts", fallback=""))
+    return found.group(1) if found else "1"
 
 
 def main() -> None:
@@ -49,7 +59,7 @@ def main() -> None:
             print("\n".join((proc.stdout + proc.stderr).strip().splitlines()[-80:]), file=sys.stderr)
             sys.exit(f"{command} failed: not recorded")
         ran = sum(int(n) for n in re.findall(r"(\d+) (?:passed|skipped|xfailed|xpassed)", tail))
-        kept[run] = {"run": run, "command": command, "tests": ran, "seconds": round(seconds, 1),
+        kept[run] = {"run": run, "command": command, "tests": ran, "processes": processes(), "seconds": round(seconds, 1),
                      "machine": machine(), "cores": os.cpu_count(),
                      "date": datetime.now(timezone.utc).date().isoformat()}
     write_csv(OUT, [kept[r] for r in RUNS if r in kept], FIELDS, lineterminator="\n")

@@ -15,7 +15,8 @@ import yaml
 
 from conftest import copy_repo, run
 
-pytestmark = pytest.mark.slow  # DVC stages in subprocesses
+pytestmark = [pytest.mark.slow,  # DVC stages in subprocesses
+              pytest.mark.xdist_group("dvc_views")]  # one process builds the shared study fixture
 MODELS = ("vit", "mobilenet_v2")
 HEADLINES = [f"{m}.accuracy.{s}" for m in MODELS for s in ("mean", "ci_low", "ci_high")] + [
     *(f"{m}.fit_time_s" for m in MODELS), "verdict.vit_vs_mobilenet_v2", "best"]

@@ -99,3 +99,37 @@ def test_every_planted_fault_is_still_plantable_and_was_caught():
         assert name in {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}, test
         row = rows.get((promise, test))
         assert row and row["caught"] == "yes" and row["failure"], (promise, row)
+
+
+def test_the_suite_runs_in_two_processes_and_an_expensive_shared_fixture_in_one():
+    """pytest.ini asks pytest-xdist for two processes with loadgroup, and every test that takes a module- or
+    session-scoped fixture starting processes (a repository copy, `dvc`, `mkdocs`) carries an xdist_group
+    mark, so one process builds that fixture instead of each process building its own."""
+    import ast
+    import configparser
+
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "pytest.ini")
+    addopts = parser.get("pytest", "addopts").split()
+    assert "--numprocesses=2" in addopts and "--dist=loadgroup" in addopts
+
+    def marks(node) -> str:
+        return ast.unparse(node) if node is not None else ""
+
+    expensive = ("copy_repo(", "run(", "subprocess.")
+    checked = 0
+    for path in sorted((REPO / "tests").glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        module_marks = "".join(marks(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                               and any(getattr(t, "id", "") == "pytestmark" for t in n.targets))
+        functions = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
+        shared = {f.name for f in functions
+                  if any("fixture" in marks(d) and ("'module'" in marks(d) or "'session'" in marks(d))
+                         for d in f.decorator_list)
+                  and any(call in ast.unparse(f) for call in expensive)}
+        for test in (f for f in functions if f.name.startswith("test_")):
+            if shared & {a.arg for a in test.args.args}:
+                checked += 1
+                grouped = "xdist_group" in module_marks + "".join(marks(d) for d in test.decorator_list)
+                assert grouped, f"{path.name}::{test.name} takes a shared expensive fixture without an xdist_group"
+    assert checked >= 4  # test_dvc_views' study (2) and test_docs' site (2) at least
