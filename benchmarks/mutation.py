@@ -61,12 +61,14 @@ def config(modules: list[str], tests: list[str]) -> str:
     """mutmut's [mutmut] section: mutate only `modules`, run the fast tests among `tests` from the copy's root."""
     lines = ["[mutmut]", "source_paths = stages", "only_mutate ="]
     lines += [f"    {m}" for m in modules]
-    lines += ["pytest_add_cli_args =", "    -m", "    not slow", "    -p", "    no:cacheprovider",
+    # `-n 0`: pytest.ini asks pytest-xdist for two processes; mutmut reads each test's outcome in its own process.
+    lines += ["pytest_add_cli_args =", "    -n", "    0", "    -m", "    not slow", "    -p", "    no:cacheprovider",
               "pytest_add_cli_args_test_selection ="]
     lines += [f"    {t}" for t in tests]
     lines += ["also_copy ="]
     # Files the tests read beside tests/ and stages/.
     lines += [f"    {p}" for p in ("pytest.ini", "sitecustomize.py", "conf", "params.yaml", "dvc.yaml", "README.md", "Makefile",
+                                   "docs", "mkdocs.yml",
                                    "requirements.txt", "benchmarks", "vendor", ".dvc", ".ci", ".github",
                                    ".gitignore", ".dvcignore", "data", "metrics", "plots")]
     return "\n".join(lines) + "\n"

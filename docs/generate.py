@@ -471,11 +471,23 @@ def beyond_linear(data: list[dict], widest: dict) -> str:
             "one after the other on a shared machine, whose speed drifts.")
 
 
+def last_changed(path: str) -> str:
+    """The date (YYYY-MM-DD) of the last commit that touched ``path``; '' outside a git checkout."""
+    proc = subprocess.run(["git", "log", "-1", "--format=%cs", "--", path], cwd=REPO, capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
 def mutation_table() -> str:
+    """The committed scores, each saying whether its module changed after it was measured (then it is stale)."""
     data = rows("mutation.csv")
-    return table(["module", "mutants", "killed", "equivalent", "score", "tests", "measured on"],
-                 [[f"`{r['module']}`", r["mutants"], r["killed"], r["equivalent"], r["score"], r["tests"],
-                   measured_on(r)] for r in data]) + "\n\n(`benchmarks/mutation.csv`)"
+    body = []
+    for r in data:
+        changed = last_changed(r["module"])
+        state = f"**stale**: module changed {changed}" if changed > r["date"][:10] else "current"
+        body.append([f"`{r['module']}`", r["mutants"], r["killed"], r["equivalent"], r["score"], r["tests"],
+                     measured_on(r), state])
+    return table(["module", "mutants", "killed", "equivalent", "score", "tests", "measured on", "since"],
+                 body) + "\n\n(`benchmarks/mutation.csv`; *stale*: the module's last commit is later than the measurement)"
 
 
 def planted_faults_table() -> str:

@@ -196,6 +196,14 @@ def test_compare_models_with_two_models_needs_no_correction():
     assert holm([0.03]) == [0.03]
 
 
+def test_compare_models_passes_its_confidence_to_every_pair():
+    values = planted()
+    narrow = compare_models({k: values[k] for k in ("vit", "cnn")}, confidence=0.5)["vit_vs_cnn"]
+    wide = compare_models({k: values[k] for k in ("vit", "cnn")})["vit_vs_cnn"]
+    assert narrow["diff_ci_low"] == pytest.approx(paired_runs(values["vit"], values["cnn"], 0.5)["diff_ci_low"])
+    assert wide["diff_ci_low"] < narrow["diff_ci_low"] < narrow["diff_ci_high"] < wide["diff_ci_high"]
+
+
 def test_compare_models_significance_is_strictly_below_alpha():
     values = planted()
     p = compare_models(values)["resnet50_vs_vit"]["t_p_holm"]

@@ -17,7 +17,7 @@ from scipy import stats
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.multitest import multipletests
 
-from stages.analysis import figures, report_figures, report_stats
+from stages.analysis import figures, report_figures, report_stats, verdicts
 from stages.analysis.report_figures import (evaluated_epoch, mean_curves, mean_history, mean_table, pooled_predictions,
                                             runs_by_model)
 from stages.analysis.report_stats import (curve_records, data_size_statistics, mcnemar_runs, model_statistics,
@@ -613,3 +613,99 @@ def test_draw_figures_keeps_the_configured_worst_classes_below_the_class_count(m
     assert drawn.calls["worst_classes"][0][1] == {"k": 2, "n_confused": 1}
     assert drawn.calls["runs_strip"][0][0][1:3] == ("accuracy", "accuracy")
     assert len(drawn.calls["confusion_counts"]) == 1
+
+
+# --- report_stats: what the verdicts are given ---------------------------------------------------
+# The verdict arithmetic is tested in test_verdicts.py / test_data_size.py; these pin what report_stats hands
+# it: the pair's test-image variance from the right runs' predictions, the number of test images, and the
+# Nadeau-Bengio overlap when the split was re-drawn.
+
+def differing_predictions(runs: pd.DataFrame, by_percent: bool = False) -> dict:
+    """Each model misses its own images in every run (and one more that changes with the seed and size):
+    the test-image variance of a difference is above 0."""
+    loaded = {}
+    for m, s, p in zip(runs["model"], runs["seed"], runs["train_percent"]):
+        pred = Y_TRUE.copy()
+        wrong = [*({"vit": [0, 1], "cnn": [5]}[m]), (3 * s + 7 + p // 10) % len(Y_TRUE)]
+        pred[wrong] = (pred[wrong] + 1) % 3
+        loaded[(m, s, p) if by_percent else (m, s)] = {"predictions": pd.DataFrame({"pred_label": pred})}
+    return loaded
+
+
+def pair_runs() -> pd.DataFrame:
+    return run_rows([{"model": m, "seed": s, "train_percent": 100, "train_images": 40 + 8 * s,
+                      "accuracy": acc, "macro_f1": acc - 0.01}
+                     for m, accs in (("vit", (0.91, 0.93, 0.92)), ("cnn", (0.90, 0.905, 0.89)))
+                     for s, acc in enumerate(accs)])
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1"])
+def test_pair_statistics_hand_the_verdict_the_pairs_image_variance_and_test_size(metric):
+    runs, seeds = pair_runs(), [0, 1, 2]
+    loaded = differing_predictions(runs)
+    mcn = mcnemar_runs(["vit", "cnn"], seeds, {k: {"predictions": v["predictions"].assign(label=Y_TRUE)}
+                                               for k, v in loaded.items()})
+    pair = pair_statistics(["vit", "cnn"], runs, seeds, mcn, {**CFG, "primary_metric": metric}, loaded, Y_TRUE, 3)
+    values = {n: runs.loc[runs["model"] == n, metric].tolist() for n in ("vit", "cnn")}
+    preds = {n: [loaded[(n, s)]["predictions"]["pred_label"].to_numpy() for s in seeds] for n in values}
+    variance = report_stats.image_variance(metric, Y_TRUE, preds["vit"], preds["cnn"], 3)
+    assert variance > 0
+    if metric == "accuracy":
+        assert variance == pytest.approx(verdicts.accuracy_image_variance(
+            np.array([p == Y_TRUE for p in preds["vit"]]), np.array([p == Y_TRUE for p in preds["cnn"]])))
+    else:
+        assert variance == pytest.approx(verdicts.bootstrap_image_variance(
+            lambda p, idx: verdicts.macro_f1_rows(Y_TRUE, p, 3, idx), preds["vit"], preds["cnn"], len(Y_TRUE)))
+    expected = verdicts.compare_pairs(values, margin=CFG["margin"], alpha=CFG["alpha"], n_images=len(Y_TRUE),
+                                      image_var=lambda a, b: variance)["vit_vs_cnn"]
+    got = pair["vit_vs_cnn"]
+    for key in ("diff_mean", "image_se", "se", "df", "ci_low", "ci_high", "p_diff", "overlap", "n_images"):
+        assert got[key] == pytest.approx(expected[key]), key
+    assert got["verdict"] == expected["verdict"]
+    # ... and the test data is such that a verdict without the image variance, or without the test size, differs.
+    seeds_only = verdicts.compare_pairs(values, margin=CFG["margin"], n_images=len(Y_TRUE))["vit_vs_cnn"]
+    no_size = verdicts.compare_pairs(values, margin=CFG["margin"], image_var=lambda a, b: variance)["vit_vs_cnn"]
+    assert got["ci_low"] < seeds_only["ci_low"] and got["ci_low"] != pytest.approx(no_size["ci_low"])
+
+
+def test_pair_statistics_with_a_redrawn_split_use_nadeau_bengios_overlap_and_no_image_variance():
+    runs, seeds = pair_runs(), [0, 1, 2]
+    loaded = differing_predictions(runs)
+    mcn = mcnemar_runs(["vit", "cnn"], seeds, {k: {"predictions": v["predictions"].assign(label=Y_TRUE)}
+                                               for k, v in loaded.items()})
+    got = pair_statistics(["vit", "cnn"], runs, seeds, mcn, CFG, loaded, Y_TRUE, 3, varied=True)["vit_vs_cnn"]
+    overlap = len(Y_TRUE) / np.mean([40, 48, 56])
+    assert report_stats.overlap_at(runs, len(Y_TRUE)) == pytest.approx(overlap)
+    values = {n: runs.loc[runs["model"] == n, "accuracy"].tolist() for n in ("vit", "cnn")}
+    expected = verdicts.compare_pairs(values, margin=CFG["margin"], n_images=len(Y_TRUE), overlap=overlap)["vit_vs_cnn"]
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((expected["ci_low"], expected["ci_high"]))
+    fixed = verdicts.compare_pairs(values, margin=CFG["margin"], n_images=len(Y_TRUE))["vit_vs_cnn"]
+    assert got["ci_low"] < fixed["ci_low"]  # the overlap widens the interval
+
+
+@pytest.mark.parametrize("varied", [False, True])
+def test_data_size_statistics_hand_each_size_its_own_runs_variance_and_overlap(varied):
+    runs = size_runs()
+    runs = runs[runs["train_percent"] != 50].assign(train_images=lambda f: 30 * f["train_percent"] // 10 + f["seed"])
+    runs = runs.iloc[::-1]  # rows in any order: the sizes come out ascending
+    seeds = [0, 1, 2]
+    sized = differing_predictions(runs, True)
+    out = data_size_statistics(sized, runs, ["vit", "cnn"], seeds, {**CFG, "percents": [10, 100]}, Y_TRUE, 3,
+                               varied=varied)
+    points = out["pairs"]["vit_vs_cnn"]["points"]
+    assert [p["train_percent"] for p in points] == [10, 100]
+    for point, percent in zip(points, (10, 100)):
+        at = runs[runs["train_percent"] == percent]
+        values = {n: [float(at.loc[(at["model"] == n) & (at["seed"] == s), "accuracy"].iloc[0]) for s in seeds]
+                  for n in ("vit", "cnn")}
+        if varied:
+            kwargs = {"overlap": len(Y_TRUE) / at["train_images"].mean()}
+        else:
+            preds = {n: [sized[(n, s, percent)]["predictions"]["pred_label"].to_numpy() for s in seeds] for n in values}
+            variance = report_stats.image_variance("accuracy", Y_TRUE, preds["vit"], preds["cnn"], 3)
+            kwargs = {"image_var": lambda a, b, v=variance: v}
+        expected = verdicts.compare_pairs(values, margin=CFG["margin"], n_images=len(Y_TRUE), **kwargs)["vit_vs_cnn"]
+        assert (point["ci_low"], point["ci_high"]) == pytest.approx(
+            (expected["ci_low"], expected["ci_high"])), percent
+        bare = verdicts.compare_pairs(values, margin=CFG["margin"], n_images=len(Y_TRUE))["vit_vs_cnn"]
+        assert point["ci_low"] < bare["ci_low"], percent  # the variance / overlap reached this size
