@@ -543,3 +543,41 @@ def test_an_unreadable_file_is_named_with_the_reason(tmp_path, capsys):
     absent = str(tmp_path / "absent.json")
     assert main([absent, write(tmp_path, "good.json", summary())]) == 2
     assert capsys.readouterr().err == f"error: {absent}: cannot read: {os.strerror(errno.ENOENT)}\n"
+
+
+def test_one_test_image_is_the_finest_step_read_from_the_report_or_its_pairs(tmp_path, capsys):
+    """The widening of a zero-width interval is one test image of the smaller test set: from the report's
+    ``test_images``, else (older reports) a pair's ``n_images``; with neither, a zero width stays zero."""
+    def top3(b_mean: float, a_images=None, b_images=None, pair_images=None) -> list[str]:
+        a, b = summary(), summary()
+        for report, images in ((a, a_images), (b, b_images)):
+            if images:
+                report["test_images"] = images
+            pair = report["pairs"]["vit_vs_resnet50"]
+            pair.pop("n_images", None)
+            if pair_images:
+                pair["n_images"] = pair_images
+        a["models"]["vit"]["top3_accuracy"], b["models"]["vit"]["top3_accuracy"] = stat(1.0, 0.0), stat(b_mean, 0.008)
+        run(tmp_path, a, b)
+        return [line for line in capsys.readouterr().out.splitlines() if "top3_accuracy" in line]
+
+    agree = "agree     vit top3_accuracy: A 1.0000 [1.0000, 1.0000]  B 0.9910 [0.9830, 0.9990]"
+    assert top3(0.991, 180, 180) == [agree]  # 0.009 within hypot(1/180, 0.008) = 0.0098
+    assert top3(0.991, 180, 1000) == [agree]  # the smaller test set's step
+    assert top3(0.991, pair_images=180) == [agree]  # an older report: its pairs' n_images
+    assert top3(0.991)[0].startswith("DISAGREE")  # no test-set size anywhere: no widening
+    assert top3(0.988, 180, 180)[0].startswith("DISAGREE")  # 0.012: more than one image's step allows
+
+
+def test_a_curve_pair_without_points_loads_and_a_size_in_one_report_does_not_end_the_comparison(tmp_path, capsys):
+    a = with_curve(summary())
+    del a["data_size"]["pairs"]["vit_vs_resnet50"]["points"]  # a summary may carry a crossing without points
+    assert run(tmp_path, a, copy.deepcopy(a)) == 0
+    capsys.readouterr()
+    only_a = verdict_pair("better", "vit", x=10.0)
+    a = with_curve(summary(), points=[only_a, verdict_pair("better", "vit", x=84.0)])
+    b = with_curve(summary(), points=[verdict_pair("better", "resnet50", x=84.0)])
+    assert run(tmp_path, a, b) == 1
+    assert disagreements(capsys.readouterr().out) == [  # the size after the unmatched one is still compared
+        "DISAGREE  curve point vit_vs_resnet50 at 10 images per class: only in A",
+        "DISAGREE  curve vit_vs_resnet50 at 84 images per class: A vit better on accuracy  B resnet50 better on accuracy"]

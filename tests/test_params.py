@@ -251,3 +251,27 @@ def test_stage_params_are_what_dvc_api_params_show_gives(preset, repo_copy):
     finally:
         os.chdir(here)
     assert {"train", "evaluate", "report", "balance"} <= set(kinds)
+
+
+def test_stage_params_merge_nested_keys_and_read_only_params_yaml(dvc_project):
+    """A stage's params as dvc.yaml declares them: dotted keys merged into one nested dict, the
+    ``params.yaml: [keys]`` form read like plain keys, and another file's keys left out."""
+    from stages.core.params import stage_params
+
+    (dvc_project / "params.yaml").write_text(
+        "models:\n  vit: {lr: 0.1, epochs: 3, depth: 2}\nstudy: {seeds: [0, 1]}\nx: 7\n")
+    (dvc_project / "extra.yaml").write_text("x: 5\n")
+    (dvc_project / "dvc.yaml").write_text(
+        "stages:\n  probe:\n    cmd: echo\n    params:\n      - models.vit.lr\n"
+        "      - params.yaml: [models.vit.epochs, study]\n      - extra.yaml: [x]\n")
+    assert stage_params("probe") == {"models": {"vit": {"lr": 0.1, "epochs": 3}}, "study": {"seeds": [0, 1]}}
+
+
+def test_study_vary_split_defaults_to_false_and_names_the_key_when_wrong():
+    from stages.core.params import study_vary_split
+
+    assert study_vary_split(None) is False and study_vary_split({"seeds": [0]}) is False
+    assert study_vary_split({"vary_split": True}) is True
+    with pytest.raises(ParamError) as err:
+        study_vary_split({"vary_split": "sometimes"})
+    assert "study.vary_split" in str(err.value)

@@ -709,3 +709,18 @@ def test_data_size_statistics_hand_each_size_its_own_runs_variance_and_overlap(v
             (expected["ci_low"], expected["ci_high"])), percent
         bare = verdicts.compare_pairs(values, margin=CFG["margin"], n_images=len(Y_TRUE))["vit_vs_cnn"]
         assert point["ci_low"] < bare["ci_low"], percent  # the variance / overlap reached this size
+
+
+def test_the_verdicts_use_the_reports_alpha_split_over_its_planned_looks():
+    runs, seeds = pair_runs(), [0, 1, 2]
+    loaded = differing_predictions(runs)
+    mcn = mcnemar_runs(["vit", "cnn"], seeds, {k: {"predictions": v["predictions"].assign(label=Y_TRUE)}
+                                               for k, v in loaded.items()})
+    cfg = {**CFG, "alpha": 0.1, "looks": 4}
+    pair = pair_statistics(["vit", "cnn"], runs, seeds, mcn, cfg, loaded, Y_TRUE, 3)["vit_vs_cnn"]
+    assert pair["alpha_used"] == pytest.approx(0.1 / 4)
+    sized = size_runs()
+    sized = sized[sized["train_percent"] != 50]
+    out = data_size_statistics(differing_predictions(sized, True), sized, ["vit", "cnn"], seeds,
+                               {**cfg, "percents": [10, 100]}, Y_TRUE, 3)
+    assert [p["alpha_used"] for p in out["pairs"]["vit_vs_cnn"]["points"]] == pytest.approx([0.1 / 4] * 2)
