@@ -305,3 +305,13 @@ def test_the_built_site_opens_offline_with_navigation_and_text_drawn(site, tmp_p
     gray = Image.open(shot).convert("L")
     dark = sum(1 for value in gray.getdata() if value < 128)
     assert dark > 0.01 * gray.width * gray.height, f"only {dark} dark pixels: nothing drawn"
+
+
+def test_the_mutation_table_marks_a_score_stale_when_its_module_changed_after_it(monkeypatch):
+    """docs/development.md: an old mutation score never passes for a current one."""
+    generate = generate_module()
+    first = generate.rows("mutation.csv")[0]
+    monkeypatch.setattr(generate, "last_changed", lambda path: "9999-12-31")
+    assert f"`{first['module']}`" in generate.mutation_table() and "**stale**: module changed 9999-12-31" in generate.mutation_table()
+    monkeypatch.setattr(generate, "last_changed", lambda path: "2000-01-01")
+    assert "stale**" not in generate.mutation_table()
